@@ -1,0 +1,1 @@
+"""Pure science on in-memory data: normalisation, dose-response fits, plate QC, reports."""

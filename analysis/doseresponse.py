@@ -1,0 +1,485 @@
+"""Four-parameter log-logistic (drc ``LL.4``) dose-response fits.
+
+    f(x) = c + (d - c) / (1 + exp(b (ln x - ln e)))
+
+fitted as drc does (SCIENCE.md §3): ordinary least squares on the individual observations,
+parametrised in ``log e``; started from many points (a variable-projection grid over
+``(b, log e)`` in which ``c, d`` are solved exactly, plus drc's own self-starter) and polished
+by Levenberg–Marquardt (MINPACK through :func:`scipy.optimize.leastsq`); standard errors
+from the observed Hessian of the residual sum of squares, ``vcov = 2 s² H⁻¹``; a
+delta-method 95 % CI for the IC50 on ``t(n − 4)``; an F-test against a flat line for the
+missing-response call. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import optimize, special
+
+Array = npt.NDArray[np.float64]
+Response = Literal["yes", "partial", "none"]
+Qualifier = Literal["=", ">", "<"]
+
+# Grid of slopes and of log-e offsets for the starting-point search. Negative slopes let
+# rising curves be fitted too (plain tables); viability curves fall (b > 0).
+_B_GRID = np.array([-4.0, -1.5, -0.6, 0.4, 0.7, 1.0, 1.5, 2.2, 3.2, 5.0, 8.0])
+_LE_STEPS = 17
+
+
+@dataclass(frozen=True)
+class ResponseRules:
+    """When a curve counts as a dose response (SCIENCE.md §3, judgement defaults)."""
+
+    p_threshold: float = 0.05  # F-test against a flat line
+    min_effect: float = 0.25  # below this effect at the top dose: no response
+    partial_below: float = 0.50  # significant, but the kill stays below this: partial
+
+
+@dataclass
+class LL4Fit:
+    """The result of one LL.4 fit, with everything a report or a QC rule needs."""
+
+    converged: bool
+    n: int
+    b: float = math.nan
+    c: float = math.nan
+    d: float = math.nan
+    e: float = math.nan
+    se: dict[str, float] = field(default_factory=dict)
+    vcov: Array | None = None  # (b, c, d, e)
+    rss: float = math.nan
+    df: int = 0
+    rse: float = math.nan
+    loglik: float = math.nan
+    no_effect_f: float = math.nan
+    no_effect_p: float = math.nan
+    no_effect_chi2: float = math.nan
+    ic50: float | None = None
+    ic50_ci: tuple[float, float] | None = None
+    ic50_qualifier: Qualifier = "="
+    absolute_ic50: float | None = None
+    absolute_ic50_qualifier: Qualifier | None = None
+    control: float = math.nan
+    top_dose_effect: float = math.nan  # fraction of control lost at the highest dose
+    max_effect: float = math.nan  # largest fraction of control lost over the tested doses
+    response: Response = "none"
+    dose_min: float = math.nan  # lowest positive dose
+    dose_max: float = math.nan
+    message: str = ""
+
+    def predict(self, dose: npt.ArrayLike) -> Array:
+        return ll4(np.asarray(dose, dtype=float), self.b, self.c, self.d, self.e)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of DESIGN.md §5.1 (``fit --json``), plus a few extras."""
+
+        def num(value: float | None) -> float | None:
+            if value is None or not math.isfinite(value):
+                return None
+            return float(value)
+
+        return {
+            "model": "LL.4",
+            "converged": self.converged,
+            "n": self.n,
+            "b": num(self.b),
+            "c": num(self.c),
+            "d": num(self.d),
+            "e": num(self.e),
+            "se": {k: num(v) for k, v in self.se.items()},
+            "ic50": num(self.ic50),
+            "ic50_ci": [num(v) for v in self.ic50_ci] if self.ic50_ci else None,
+            "ic50_qualifier": self.ic50_qualifier,
+            "absolute_ic50": num(self.absolute_ic50),
+            "absolute_ic50_qualifier": self.absolute_ic50_qualifier,
+            "rse": num(self.rse),
+            "df": self.df,
+            "loglik": num(self.loglik),
+            "no_effect_p": num(self.no_effect_p),
+            "no_effect_f": num(self.no_effect_f),
+            "no_effect_chi2": num(self.no_effect_chi2),
+            "top_dose_effect": num(self.top_dose_effect),
+            "max_effect": num(self.max_effect),
+            "response": self.response,
+            "dose_range": [num(self.dose_min), num(self.dose_max)],
+            "message": self.message,
+        }
+
+
+def ll4(x: Array, b: float, c: float, d: float, e: float) -> Array:
+    """The LL.4 curve; ``x = 0`` gives the upper plateau ``d`` when ``b > 0``."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        z = b * (np.log(x) - math.log(e)) if e > 0 else np.full_like(x, np.nan)
+        g = 1.0 / (1.0 + np.exp(z))
+    g = np.where(x <= 0, 1.0 if b > 0 else 0.0, g)
+    return np.asarray(c + (d - c) * g, dtype=float)
+
+
+@lru_cache(maxsize=512)
+def t_quantile(df: int, level: float = 0.95) -> float:
+    return float(special.stdtrit(df, 0.5 + level / 2))
+
+
+def _g_terms(lx: Array, zero: Array, b: float, le: float) -> tuple[Array, Array, Array, Array]:
+    """g, dg/dz, d²g/dz² and u = ln x − ln e, with the x = 0 limits filled in."""
+    u = np.where(zero, 0.0, lx - le)
+    with np.errstate(over="ignore"):
+        g = 1.0 / (1.0 + np.exp(np.clip(b * u, -700.0, 700.0)))
+    g = np.where(zero, 1.0 if b > 0 else 0.0, g)
+    g1 = -g * (1.0 - g)
+    g2 = -g1 * (1.0 - 2.0 * g)
+    return g, g1, g2, u
+
+
+def _jacobian(lx: Array, zero: Array, p: Array) -> Array:
+    b, c, d, le = p
+    g, g1, _, u = _g_terms(lx, zero, b, le)
+    return np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
+
+
+def _residuals(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+    b, c, d, le = p
+    g = _g_terms(lx, zero, b, le)[0]
+    return np.asarray(c + (d - c) * g - y, dtype=float)
+
+
+def _hessian_rss(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+    """The exact (observed) Hessian of RSS in (b, c, d, log e)."""
+    b, c, d, le = p
+    g, g1, g2, u = _g_terms(lx, zero, b, le)
+    r = c + (d - c) * g - y
+    jac = np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
+    dc = d - c
+    second = np.zeros((len(y), 4, 4))
+    second[:, 0, 0] = dc * g2 * u * u
+    second[:, 0, 1] = second[:, 1, 0] = -g1 * u
+    second[:, 0, 2] = second[:, 2, 0] = g1 * u
+    second[:, 0, 3] = second[:, 3, 0] = -dc * (g2 * u * b + g1)
+    second[:, 1, 3] = second[:, 3, 1] = g1 * b
+    second[:, 2, 3] = second[:, 3, 2] = -g1 * b
+    second[:, 3, 3] = dc * g2 * b * b
+    return np.asarray(2.0 * (jac.T @ jac + np.einsum("i,ijk->jk", r, second)), dtype=float)
+
+
+def _grid_starts(lx: Array, zero: Array, y: Array, n_best: int) -> list[Array]:
+    """Variable projection over a (b, log e) grid: c and d are linear given b and e."""
+    pos = lx[~zero]
+    lo, hi = float(pos.min()), float(pos.max())
+    span = max(hi - lo, 1.0)
+    le_grid = np.linspace(lo - 0.25 * span, hi + 0.25 * span, _LE_STEPS)
+    bb, ll = np.meshgrid(_B_GRID, le_grid, indexing="ij")
+    bb, ll = bb.ravel(), ll.ravel()
+    with np.errstate(over="ignore"):
+        z = np.clip(bb[:, None] * (np.where(zero, 0.0, lx)[None, :] - ll[:, None]), -700, 700)
+        g = 1.0 / (1.0 + np.exp(z))
+    g = np.where(zero[None, :], (bb > 0)[:, None].astype(float), g)
+    h = 1.0 - g
+    s11, s12, s22 = (h * h).sum(1), (h * g).sum(1), (g * g).sum(1)
+    t1, t2 = h @ y, g @ y
+    det = s11 * s22 - s12 * s12
+    ok = np.abs(det) > 1e-12 * np.maximum(s11 * s22, 1e-300)
+    det = np.where(ok, det, 1.0)
+    c = (s22 * t1 - s12 * t2) / det
+    d = (s11 * t2 - s12 * t1) / det
+    rss = np.where(ok, float(y @ y) - c * t1 - d * t2, np.inf)
+    order = np.argsort(rss)[:n_best]
+    return [np.array([bb[i], c[i], d[i], ll[i]]) for i in order if np.isfinite(rss[i])]
+
+
+def _self_start(lx: Array, zero: Array, y: Array) -> Array | None:
+    """drc's LL.4 self-starter: plateaus just outside the data, then a logit regression."""
+    rng = float(y.max() - y.min())
+    if rng <= 0:
+        return None
+    c0 = float(y.min()) - 0.001 * rng
+    d0 = float(y.max()) + 0.001 * rng
+    keep = ~zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logit = np.log((d0 - y[keep]) / (y[keep] - c0))
+    xs = lx[keep]
+    fin = np.isfinite(logit)
+    if fin.sum() < 2 or np.ptp(xs[fin]) == 0:
+        return None
+    slope, intercept = np.polyfit(xs[fin], logit[fin], 1)
+    if slope == 0:
+        return None
+    return np.array([slope, c0, d0, -intercept / slope])
+
+
+def _polish(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, bool]:
+    def fun(p: Array) -> Array:
+        return _residuals(lx, zero, y, p)
+
+    def jac(p: Array) -> Array:
+        return _jacobian(lx, zero, p)
+
+    with np.errstate(all="ignore"):
+        p, _, _, _, ier = optimize.leastsq(
+            fun, p0, Dfun=jac, full_output=True, xtol=1e-10, ftol=1e-12, maxfev=400
+        )
+    rss = float(np.sum(fun(p) ** 2))
+    return np.asarray(p, dtype=float), rss, ier in (1, 2, 3, 4) and bool(np.isfinite(rss))
+
+
+def _absolute_ic50(b: float, c: float, d: float, e: float, level: float) -> float | None:
+    """Dose at which the curve crosses ``level``; None when it never does."""
+    if d == c:
+        return None
+    g = (level - c) / (d - c)
+    if not 0.0 < g < 1.0:
+        return None
+    return float(math.exp(math.log(e) + math.log(1.0 / g - 1.0) / b))
+
+
+def fit_ll4(
+    dose: npt.ArrayLike,
+    response: npt.ArrayLike,
+    *,
+    control: float | None = None,
+    rules: ResponseRules | None = None,
+    level: float = 0.95,
+    n_starts: int = 2,
+) -> LL4Fit:
+    """Fit LL.4 to individual observations (``dose`` ≥ 0; 0 is the untreated control).
+
+    ``control`` is the response that counts as 100 % (100 for % of untreated data); when
+    left out it is the mean response at dose 0, or the fitted upper plateau.
+    """
+    rules = rules or ResponseRules()
+    x = np.asarray(dose, dtype=float).ravel()
+    y = np.asarray(response, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError("dose and response differ in length")
+    keep = np.isfinite(x) & np.isfinite(y) & (x >= 0)
+    x, y = x[keep], y[keep]
+    n = int(len(y))
+    pos = x[x > 0]
+    fit = LL4Fit(converged=False, n=n)
+    if len(pos):
+        fit.dose_min, fit.dose_max = float(pos.min()), float(pos.max())
+    if n < 5 or len(np.unique(pos)) < 3:
+        fit.message = f"too few points to fit ({n} wells, {len(np.unique(pos))} positive doses)"
+        return _classify_unfitted(fit, x, y, control)
+
+    zero = x <= 0
+    with np.errstate(divide="ignore"):
+        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+    starts = _grid_starts(lx, zero, y, n_starts)
+    drc = _self_start(lx, zero, y)
+    if drc is not None:
+        starts.append(drc)
+    best: tuple[Array, float, bool] | None = None
+    for p0 in starts:
+        cand = _polish(lx, zero, y, p0)
+        if best is None or (cand[2] and (not best[2] or cand[1] < best[1] - 1e-12)):
+            best = cand
+    if best is None:
+        fit.message = "no starting point"
+        return _classify_unfitted(fit, x, y, control)
+    p, rss, ok = best
+    b, c, d, le = (float(v) for v in p)
+    fit.b, fit.c, fit.d, fit.e = b, c, d, math.exp(le) if le < 700 else math.inf
+    fit.rss, fit.df = rss, n - 4
+    fit.rse = math.sqrt(rss / fit.df) if fit.df > 0 else math.nan
+    fit.loglik = -0.5 * n * (math.log(2 * math.pi) + math.log(max(rss, 1e-300) / n) + 1.0)
+
+    rss0 = float(np.sum((y - y.mean()) ** 2))
+    if fit.df > 0 and rss > 0:
+        fit.no_effect_f = max((rss0 - rss) / 3.0, 0.0) / (rss / fit.df)
+        fit.no_effect_p = float(special.fdtrc(3, fit.df, fit.no_effect_f))
+        fit.no_effect_chi2 = n * math.log(rss0 / rss)
+    elif rss == 0 and rss0 > 0:
+        fit.no_effect_f, fit.no_effect_p = math.inf, 0.0
+
+    fit.converged = ok and math.isfinite(fit.e)
+    if fit.converged and fit.df > 0:
+        hess = _hessian_rss(lx, zero, y, p)
+        try:
+            vcov_log = 2.0 * (rss / fit.df) * np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            vcov_log = np.full((4, 4), np.nan)
+        scale = np.array([1.0, 1.0, 1.0, fit.e])
+        vcov = vcov_log * np.outer(scale, scale)
+        diag = np.diag(vcov)
+        fit.vcov = vcov
+        fit.se = {
+            k: float(math.sqrt(v)) if v >= 0 else math.nan
+            for k, v in zip("bcde", diag, strict=True)
+        }
+    else:
+        fit.se = dict.fromkeys("bcde", math.nan)
+
+    if control is None:
+        control = float(y[zero].mean()) if zero.any() else d
+    fit.control = control
+    _classify(fit, rules, level, x)
+    return fit
+
+
+def _classify_unfitted(
+    fit: LL4Fit, x: npt.NDArray[np.float64], y: Array, control: float | None
+) -> LL4Fit:
+    fit.se = dict.fromkeys("bcde", math.nan)
+    fit.response = "none"
+    if control is None and (x <= 0).any():
+        control = float(y[x <= 0].mean())
+    fit.control = math.nan if control is None else control
+    if math.isfinite(fit.dose_max):
+        fit.ic50, fit.ic50_qualifier = fit.dose_max, ">"
+    return fit
+
+
+def _classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None:
+    """Response call, qualifiers and the never-extrapolated IC50 (SCIENCE.md §3)."""
+    doses = np.unique(x[x > 0])
+    control = fit.control
+    fitted = fit.predict(doses)
+    if control and math.isfinite(control) and control != 0:
+        fit.top_dose_effect = float(1.0 - fitted[-1] / control)
+        fit.max_effect = float(np.max(1.0 - fitted / control))
+    effect = abs(fit.top_dose_effect) if math.isfinite(fit.top_dose_effect) else 0.0
+    significant = math.isfinite(fit.no_effect_p) and fit.no_effect_p < rules.p_threshold
+    if not fit.converged or not significant or effect < rules.min_effect:
+        fit.response = "none"
+    elif fit.max_effect < rules.partial_below:
+        fit.response = "partial"
+    else:
+        fit.response = "yes"
+
+    lo, hi = fit.dose_min, fit.dose_max
+    if fit.response == "none" or not math.isfinite(fit.e):
+        fit.ic50, fit.ic50_qualifier, fit.ic50_ci = hi, ">", None
+    elif fit.e > hi:
+        fit.ic50, fit.ic50_qualifier, fit.ic50_ci = hi, ">", None
+    elif fit.e < lo:
+        fit.ic50, fit.ic50_qualifier, fit.ic50_ci = lo, "<", None
+    else:
+        fit.ic50, fit.ic50_qualifier = fit.e, "="
+        se_e = fit.se.get("e", math.nan)
+        if math.isfinite(se_e) and fit.df > 0:
+            half = t_quantile(fit.df, level) * se_e
+            fit.ic50_ci = (fit.e - half, fit.e + half)
+
+    if math.isfinite(control):
+        absolute = _absolute_ic50(fit.b, fit.c, fit.d, fit.e, 0.5 * control)
+        if absolute is None:
+            fit.absolute_ic50, fit.absolute_ic50_qualifier = None, None
+        elif absolute > hi:
+            fit.absolute_ic50, fit.absolute_ic50_qualifier = hi, ">"
+        elif absolute < lo:
+            fit.absolute_ic50, fit.absolute_ic50_qualifier = lo, "<"
+        else:
+            fit.absolute_ic50, fit.absolute_ic50_qualifier = absolute, "="
+
+
+PARAMS = ("b", "c", "d", "e")
+
+
+def fit_ll4_joint(
+    dose: npt.ArrayLike,
+    response: npt.ArrayLike,
+    groups: npt.ArrayLike,
+    *,
+    shared: tuple[str, ...] = ("c", "d"),
+    rules: ResponseRules | None = None,
+    level: float = 0.95,
+) -> dict[Any, LL4Fit]:
+    """LL.4 curves for several groups fitted together, sharing some parameters.
+
+    drc's ``drm(..., curveid, pmodels=...)``: e.g. two compounds on one assay sharing the
+    plateaus ``c`` and ``d`` while each keeps its own slope and IC50. Each group is first
+    fitted alone; the joint least-squares problem is started from those fits, and the
+    standard errors come from the observed Hessian of the joint RSS.
+    """
+    rules = rules or ResponseRules()
+    x = np.asarray(dose, dtype=float).ravel()
+    y = np.asarray(response, dtype=float).ravel()
+    grp = np.asarray(groups).ravel()
+    unknown = set(shared) - set(PARAMS)
+    if unknown:
+        raise ValueError(f"cannot share {sorted(unknown)}: parameters are b, c, d, e")
+    keep = np.isfinite(x) & np.isfinite(y) & (x >= 0)
+    x, y, grp = x[keep], y[keep], grp[keep]
+    labels = list(dict.fromkeys(grp.tolist()))
+    alone = {g: fit_ll4(x[grp == g], y[grp == g], rules=rules, level=level) for g in labels}
+
+    # Parameter vector: shared ones first, then per-group ones; index map per group.
+    index: dict[Any, list[int]] = {g: [0, 0, 0, 0] for g in labels}
+    theta: list[float] = []
+    for k, name in enumerate(PARAMS):
+        values = [_log_param(alone[g], name) for g in labels]
+        if name in shared:
+            for g in labels:
+                index[g][k] = len(theta)
+            theta.append(float(np.nanmedian(values)))
+        else:
+            for g, v in zip(labels, values, strict=True):
+                index[g][k] = len(theta)
+                theta.append(v)
+    members = [(np.flatnonzero(grp == g), np.array(index[g])) for g in labels]
+    zero = x <= 0
+    with np.errstate(divide="ignore"):
+        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+
+    def fun(t: Array) -> Array:
+        out = np.empty_like(y)
+        for rows, idx in members:
+            out[rows] = _residuals(lx[rows], zero[rows], y[rows], t[idx])
+        return out
+
+    def jac(t: Array) -> Array:
+        out = np.zeros((len(y), len(t)))
+        for rows, idx in members:
+            out[np.ix_(rows, idx)] = _jacobian(lx[rows], zero[rows], t[idx])
+        return out
+
+    with np.errstate(all="ignore"):
+        t, _, _, _, ier = optimize.leastsq(
+            fun, np.array(theta), Dfun=jac, full_output=True, xtol=1e-12, ftol=1e-14, maxfev=2000
+        )
+    t = np.asarray(t, dtype=float)
+    rss = float(np.sum(fun(t) ** 2))
+    dof = len(y) - len(t)
+    hess = np.zeros((len(t), len(t)))
+    for rows, idx in members:
+        hess[np.ix_(idx, idx)] += _hessian_rss(lx[rows], zero[rows], y[rows], t[idx])
+    try:
+        vcov_log = 2.0 * (rss / dof) * np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        vcov_log = np.full_like(hess, np.nan)
+
+    fits: dict[Any, LL4Fit] = {}
+    for g, (rows, idx) in zip(labels, members, strict=True):
+        b, c, d, le = (float(v) for v in t[idx])
+        e = math.exp(le)
+        f = LL4Fit(converged=ier in (1, 2, 3, 4), n=len(rows), b=b, c=c, d=d, e=e)
+        f.rss, f.df = rss, dof
+        f.rse = math.sqrt(rss / dof) if dof > 0 else math.nan
+        pos = x[rows][x[rows] > 0]
+        f.dose_min, f.dose_max = float(pos.min()), float(pos.max())
+        scale = np.array([1.0, 1.0, 1.0, e])
+        sub = vcov_log[np.ix_(idx, idx)] * np.outer(scale, scale)
+        f.vcov = sub
+        f.se = {k: float(math.sqrt(v)) if v >= 0 else math.nan for k, v in zip(PARAMS, np.diag(sub), strict=True)}
+        single = alone[g]
+        f.no_effect_f, f.no_effect_p = single.no_effect_f, single.no_effect_p
+        f.no_effect_chi2 = single.no_effect_chi2
+        zr = x[rows] <= 0
+        f.control = float(y[rows][zr].mean()) if zr.any() else d
+        f.message = "joint fit sharing " + ", ".join(shared) if shared else ""
+        _classify(f, rules, level, x[rows])
+        fits[g] = f
+    return fits
+
+
+def _log_param(fit: LL4Fit, name: str) -> float:
+    value = getattr(fit, name)
+    if name == "e":
+        return math.log(value) if value > 0 and math.isfinite(value) else 0.0
+    return float(value) if math.isfinite(value) else 0.0
