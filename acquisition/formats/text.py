@@ -1,0 +1,133 @@
+"""Shared helpers of the export readers: decoding, cell tokens, numbers, wavelengths."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from analysis.model import PlateRead, WellStatus, plate_format_for, well_name
+from errors import FormatError
+
+_TOKENS: dict[str, WellStatus] = {
+    "ovrflw": WellStatus.OVERFLOW,
+    "over": WellStatus.OVERFLOW,
+    "overflow": WellStatus.OVERFLOW,
+    "#sat": WellStatus.OVERFLOW,
+    "sat": WellStatus.OVERFLOW,
+    "range?": WellStatus.OVERFLOW,
+    "*": WellStatus.OVERFLOW,  # Bio-Rad: OD > 3.000
+    "under": WellStatus.UNDERFLOW,
+    "underflow": WellStatus.UNDERFLOW,
+    "missed": WellStatus.MISSED,
+    "masked": WellStatus.MASKED,
+    "?????": WellStatus.INVALID,
+    "invalid": WellStatus.INVALID,
+    "error": WellStatus.INVALID,
+    "#err": WellStatus.INVALID,
+    "path?": WellStatus.INVALID,
+    "nan": WellStatus.INVALID,
+    "n/a": WellStatus.INVALID,
+}
+_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_WAVELENGTH = re.compile(r"(?<!\d)([2-9]\d{2}|1[0-9]{3})(?!\d)")
+
+
+def decode(data: bytes, source: str) -> str:
+    """BOM (UTF-8/UTF-16) → UTF-8 → cp1252; NUL bytes in what is left mean binary junk."""
+    if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise FormatError("UTF-16 text that does not decode", source=source) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif len(data) >= 4 and data[1:4:2] == b"\x00\x00" and data[0:4:2] != b"\x00\x00":
+        # UTF-16LE without a BOM: every second byte of ASCII text is NUL.
+        try:
+            return data.decode("utf-16-le")
+        except UnicodeDecodeError:
+            pass
+    if b"\x00" in data:
+        raise FormatError("binary content, not a text export", source=source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def parse_cell(token: str, *, decimal_comma: bool = True) -> tuple[float, WellStatus]:
+    """One cell of a grid: a number, or a status for the reader's non-numeric tokens."""
+    text = token.strip().strip('"').strip()
+    if not text:
+        return math.nan, WellStatus.NOT_READ
+    status = _TOKENS.get(text.lower())
+    if status is not None:
+        return math.nan, status
+    if text.startswith(">"):
+        return math.nan, WellStatus.OVERFLOW
+    if text.startswith("<"):
+        return math.nan, WellStatus.UNDERFLOW
+    if _NUMBER.match(text):
+        if "," in text:
+            if not decimal_comma:
+                return math.nan, WellStatus.INVALID
+            text = text.replace(",", ".")
+        return float(text), WellStatus.OK
+    return math.nan, WellStatus.INVALID
+
+
+def is_number(token: str, *, decimal_comma: bool = True) -> bool:
+    return parse_cell(token, decimal_comma=decimal_comma)[1] is WellStatus.OK
+
+
+def wavelength_from_label(label: str) -> float | None:
+    """'abs450:450' → 450, '630nmAbsRead:630' → 630, 'nm562' → 562, '600' → 600."""
+    if ":" in label:
+        tail = label.rsplit(":", 1)[1].strip()
+        if _NUMBER.match(tail):
+            return float(tail.replace(",", "."))
+    found = _WAVELENGTH.findall(label)
+    return float(found[-1]) if found else None
+
+
+def grid_to_read(
+    cells: Iterable[tuple[int, int, str]],
+    *,
+    rows: int | None = None,
+    cols: int | None = None,
+    decimal_comma: bool = True,
+    **meta: object,
+) -> PlateRead:
+    """Build a :class:`PlateRead` from (row, col, token) triples.
+
+    The plate format is the smallest standard one holding every well unless given; wells
+    not in ``cells`` are ``not_read``; every non-ok token is kept verbatim.
+    """
+    items = list(cells)
+    if not items:
+        raise ValueError("no wells")
+    if rows is None or cols is None:
+        rows, cols = plate_format_for(max(r for r, _, _ in items), max(c for _, c, _ in items))
+    read = PlateRead.empty(rows, cols, **meta)  # type: ignore[arg-type]
+    for r, c, token in items:
+        value, status = parse_cell(token, decimal_comma=decimal_comma)
+        read.values[r, c] = value
+        read.status[r, c] = status
+        if status is not WellStatus.OK and token.strip():
+            read.raw_tokens[well_name(r, c)] = token.strip()
+    read.values = np.asarray(read.values, dtype=float)
+    return read
+
+
+def parse_clock(text: str) -> float | None:
+    """'1:04:22' → 3862.0 seconds; '0:15:00' → 900.0; None when it is not a clock."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not all(p.replace(".", "", 1).isdigit() for p in parts):
+        return None
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    return total

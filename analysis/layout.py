@@ -1,0 +1,291 @@
+"""Plate layouts: which well holds what (DESIGN.md §5.3).
+
+wellmap TOML is the main format; a CSV plate map (``well,role,compound,conc,conc_unit,
+cell_line``, or ``row,col`` instead of ``well``) is accepted too. Keys platewatch understands:
+``role``, ``compound``, ``conc`` + ``conc_unit`` (or one key such as ``conc_IU_mL``),
+``cell_line``, ``replicate``, ``expected_ic50``; every other key is carried as metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+import wellmap
+
+from analysis.model import parse_well, well_name
+from errors import LayoutError
+
+Role = Literal[
+    "blank",
+    "untreated",
+    "treated",
+    "positive_control",
+    "empty",
+    "unstained",
+    "annexin_only",
+    "pi_only",
+    "sample",
+]
+ROLES: frozenset[str] = frozenset(
+    [
+        "blank",
+        "untreated",
+        "treated",
+        "positive_control",
+        "empty",
+        "unstained",
+        "annexin_only",
+        "pi_only",
+        "sample",
+    ]
+)
+CELL_ROLES: frozenset[str] = frozenset(["untreated", "treated", "positive_control"])
+
+_UNIT_SPELLING = {
+    "iu_ml": "IU/mL",
+    "u_ml": "U/mL",
+    "mu_ml": "mU/mL",
+    "nm": "nM",
+    "um": "µM",
+    "mm": "mM",
+    "pm": "pM",
+    "m": "M",
+    "ng_ml": "ng/mL",
+    "ug_ml": "µg/mL",
+    "mg_ml": "mg/mL",
+}
+_KNOWN = {"role", "compound", "conc", "conc_unit", "cell_line", "replicate", "expected_ic50"}
+_WELLMAP_COLUMNS = {"well", "well0", "row", "col", "row_i", "col_j", "plate", "path"}
+
+
+@dataclass(frozen=True)
+class WellSpec:
+    """What one well holds."""
+
+    role: str
+    compound: str | None = None
+    conc: float | None = None
+    unit: str | None = None
+    cell_line: str | None = None
+    replicate: str | None = None
+    expected_ic50: tuple[float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Layout:
+    """A plate layout: well name → :class:`WellSpec`, for wells the layout names."""
+
+    wells: dict[str, WellSpec]
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def check_fits(self, rows: int, cols: int) -> None:
+        """Every well the layout names must exist on a rows × cols plate."""
+        for name in self.wells:
+            r, c = parse_well(name)
+            if r >= rows or c >= cols:
+                raise LayoutError(
+                    f"well {name} is outside the {rows}x{cols} plate "
+                    f"({rows * cols}-well): layout for another plate size?",
+                    source=self.source,
+                )
+
+    def role_mask(self, rows: int, cols: int, *roles: str) -> np.ndarray:
+        mask = np.zeros((rows, cols), dtype=bool)
+        for name, spec in self.wells.items():
+            if spec.role in roles:
+                r, c = parse_well(name)
+                mask[r, c] = True
+        return mask
+
+    def wells_with(self, *roles: str) -> list[str]:
+        return [name for name, spec in self.wells.items() if spec.role in roles]
+
+    @property
+    def cell_lines(self) -> list[str | None]:
+        return list(dict.fromkeys(s.cell_line for s in self.wells.values() if s.role in CELL_ROLES))
+
+
+def load_layout(path: str | Path, *, plate: str | None = None) -> Layout:
+    """Load a wellmap TOML or CSV plate map; the format is told by content, not name."""
+    source = Path(path)
+    try:
+        head = source.read_bytes()[:4096]
+    except FileNotFoundError:
+        raise LayoutError("layout file not found", source=source) from None
+    except OSError as exc:
+        raise LayoutError(f"cannot read layout: {exc.strerror}", source=source) from None
+    text = head.decode("utf-8", errors="replace")
+    lines = (ln.strip() for ln in text.splitlines())
+    first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
+    if first.startswith("[") or re.match(r"^[\w.'\"-]+\s*=", first):
+        return _load_wellmap(source, plate)
+    return _load_csv(source)
+
+
+def _load_wellmap(source: Path, plate: str | None) -> Layout:
+    warnings: list[str] = []
+
+    def on_alert(_path: Path, message: str) -> None:
+        warnings.append(str(message))
+
+    try:
+        frame = wellmap.load(source, on_alert=on_alert)
+    except (wellmap.LayoutError, ValueError, KeyError, TypeError) as exc:
+        raise LayoutError(f"invalid wellmap layout: {_one_line(str(exc))}", source=source) from None
+    except Exception as exc:  # tomllib errors come through wellmap wrapped in its own types
+        raise LayoutError(f"invalid layout: {_one_line(str(exc))}", source=source) from None
+    if "plate" in frame.columns:
+        names = sorted(set(frame["plate"]))
+        if plate is None and len(names) > 1:
+            raise LayoutError(
+                f"layout describes several plates ({', '.join(names)}); name one", source=source
+            )
+        chosen = plate if plate is not None else names[0]
+        if chosen not in names:
+            raise LayoutError(f"layout has no plate {chosen!r}", source=source)
+        frame = frame[frame["plate"] == chosen]
+    records = cast(list[dict[str, Any]], frame.to_dict("records"))
+    wells = {str(rec["well"]): _spec(rec, str(rec["well"]), source) for rec in records}
+    return Layout(wells=wells, source=str(source), warnings=warnings)
+
+
+def _load_csv(source: Path) -> Layout:
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = source.read_text(encoding="cp1252")
+    try:
+        dialect = csv.Sniffer().sniff(text[:2048], delimiters=",;\t")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
+    if "well" not in header and not {"row", "col"} <= set(header):
+        raise LayoutError("CSV plate map needs a 'well' column (or 'row' and 'col')", source=source)
+    wells: dict[str, WellSpec] = {}
+    for line_no, raw in enumerate(reader, start=2):
+        rec = {k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k}
+        try:
+            if "well" in header:
+                r, c = parse_well(str(rec["well"]))
+            else:
+                r, c = parse_well(f"{rec['row']}{int(str(rec['col']))}")
+        except (ValueError, KeyError):
+            raise LayoutError(f"line {line_no}: not a well", source=source) from None
+        name = well_name(r, c)
+        rec = {k: v for k, v in rec.items() if v not in ("", None) and k not in ("well", "row", "col")}
+        wells[name] = _spec(rec, name, source)
+    return Layout(wells=wells, source=str(source))
+
+
+def _spec(rec: dict[str, Any], well: str, source: Path) -> WellSpec:
+    values = {k: v for k, v in rec.items() if k not in _WELLMAP_COLUMNS and not _is_missing(v)}
+    role = str(values.get("role", "")).strip().lower().replace("-", "_").replace(" ", "_")
+    if not role:
+        role = "treated" if _conc_of(values)[0] is not None else "empty"
+    if role not in ROLES:
+        raise LayoutError(
+            f"well {well}: unknown role {values.get('role')!r} (roles: {', '.join(sorted(ROLES))})",
+            source=source,
+        )
+    conc, unit = _conc_of(values)
+    if role == "treated" and conc is None:
+        raise LayoutError(f"well {well}: treated well without a concentration", source=source)
+    if conc is not None and (not math.isfinite(conc) or conc < 0):
+        raise LayoutError(f"well {well}: concentration {conc} is not a dose", source=source)
+    extra = {
+        k: _plain(v)
+        for k, v in values.items()
+        if k not in _KNOWN and not (k.startswith("conc_") and k != "conc_unit")
+    }
+    return WellSpec(
+        role=role,
+        compound=_text(values.get("compound")),
+        conc=conc,
+        unit=unit,
+        cell_line=_text(values.get("cell_line")),
+        replicate=_text(values.get("replicate")),
+        expected_ic50=_expected_range(values.get("expected_ic50"), well, source),
+        extra=extra,
+    )
+
+
+def _conc_of(values: dict[str, Any]) -> tuple[float | None, str | None]:
+    if "conc" in values:
+        return _number(values["conc"]), _text(values.get("conc_unit"))
+    for key, value in values.items():
+        if key.startswith("conc_") and key != "conc_unit":
+            suffix = key[len("conc_") :]
+            unit = _UNIT_SPELLING.get(suffix.lower(), suffix.replace("_", "/"))
+            return _number(value), unit
+    return None, None
+
+
+def _expected_range(value: Any, well: str, source: Path) -> tuple[float, float] | None:
+    """[low, high], a single value (→ [v/5, 5v]) or a string '>25' / '0.001-0.01'."""
+    if value is None or _is_missing(value):
+        return None
+    try:
+        if isinstance(value, list | tuple) and len(value) == 2:
+            low, high = float(value[0]), float(value[1])
+        elif isinstance(value, int | float):
+            low, high = float(value) / 5, float(value) * 5
+        else:
+            text = str(value).strip().replace(" ", "")
+            if text.startswith(">"):
+                low, high = float(text[1:]), math.inf
+            elif text.startswith("<"):
+                low, high = 0.0, float(text[1:])
+            elif re.fullmatch(r"[0-9.eE+]+-[0-9.eE+]+", text):
+                a, b = text.split("-", 1)
+                low, high = float(a), float(b)
+            else:
+                low = float(text) / 5
+                high = float(text) * 5
+    except (TypeError, ValueError):
+        raise LayoutError(f"well {well}: expected_ic50 {value!r} is not a range", source=source) from None
+    if not 0 <= low <= high:
+        raise LayoutError(f"well {well}: expected_ic50 {value!r} is not a range", source=source)
+    return low, high
+
+
+def _is_missing(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value) or value is None or value is pd.NA
+
+
+def _number(value: Any) -> float | None:
+    if _is_missing(value):
+        return None
+    try:
+        return float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _text(value: Any) -> str | None:
+    if value is None or _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

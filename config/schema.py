@@ -1,0 +1,103 @@
+"""The settings schema of DESIGN.md §5.2. Every model forbids unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSettings(_Strict):
+    state_dir: Path = Path("var")
+
+
+class StoreSettings(_Strict):
+    url: str = "sqlite:///var/platewatch.db"
+
+
+class WatchSettings(_Strict):
+    path: Path
+    instrument: str
+    kind: Literal["auto", "plate", "cytometry"] = "auto"
+    layout: Path | None = None
+    stable_seconds: float = Field(2.0, ge=0)
+    polling: bool = False
+    ignore: list[str] = Field(default_factory=lambda: ["~$*", "*.tmp", "*.part"])
+
+
+class AlertSettings(_Strict):
+    urls: list[str] = Field(default_factory=list)
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class ReaderSettings(_Strict):
+    name: str
+    protocol: Literal["spectramax", "biotek", "scpi"]
+    port: str
+    baudrate: int | None = None
+
+
+class WebSettings(_Strict):
+    bind: str = "127.0.0.1:8080"
+    token: str = ""
+
+
+class AnalysisSettings(_Strict):
+    """How a plate is turned into viability: which reads, which reference table."""
+
+    wavelength_nm: float = 570.0  # the MTT measurement read; the closest read is used
+    reference_nm: tuple[float, float] = (600.0, 700.0)  # a read in this band is subtracted
+    reference_ic50: Path | None = None  # None: the table shipped in config/
+    confidence_level: float = Field(0.95, gt=0.5, lt=1.0)
+
+    @field_validator("reference_nm")
+    @classmethod
+    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if band[0] > band[1]:
+            raise ValueError("reference_nm must be [low, high]")
+        return band
+
+
+class QCSettings(_Strict):
+    """Thresholds of the plate checks (SCIENCE.md §3–4). Defaults are judgement calls."""
+
+    # dose response
+    response_p: float = Field(0.05, gt=0, lt=1)
+    min_effect: float = Field(0.25, ge=0, le=1)
+    partial_below: float = Field(0.50, ge=0, le=1)
+    # edge effect (ring test) and gradients, on residual ratios of cell wells
+    edge_ratio: float = Field(0.90, gt=0, le=1)  # median outer / median interior below this
+    edge_p: float = Field(0.01, gt=0, lt=1)
+    gradient_ratio: float = Field(0.92, gt=0, le=1)  # half-plate median ratio below this
+    gradient_p: float = Field(0.01, gt=0, lt=1)
+    gradient_trend: float = Field(0.10, ge=0)  # end-to-end change of the median polish trend
+    residual_floor: float = Field(30.0, ge=0)  # % viability below which residuals are skipped
+    # replicates, background, signal
+    replicate_cv: float = Field(0.20, gt=0)
+    replicate_min_level: float = Field(0.25, ge=0, le=1)  # of untreated; below: CV not judged
+    outlier_mad: float = Field(5.0, gt=0)
+    blank_max_od: float = Field(0.15, ge=0)
+    blank_fraction_max: float = Field(0.20, ge=0)
+    blank_cv_max: float = Field(0.20, ge=0)
+    signal_min_ratio: float = Field(3.0, ge=1)  # untreated / blank OD below this: low signal
+    signal_min_od: float = Field(0.20, ge=0)  # blank-corrected untreated OD below this
+    # Z'
+    z_prime_min: float = Field(0.5, le=1)
+    # invalid wells: above this fraction of used wells the plate fails
+    invalid_fraction_critical: float = Field(0.10, ge=0, le=1)
+
+
+class Settings(_Strict):
+    service: ServiceSettings = ServiceSettings()
+    store: StoreSettings = StoreSettings()
+    watch: list[WatchSettings] = Field(default_factory=list)
+    alerts: AlertSettings = AlertSettings()
+    reader: list[ReaderSettings] = Field(default_factory=list)
+    web: WebSettings = WebSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    qc: QCSettings = QCSettings()
