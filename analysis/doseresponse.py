@@ -72,6 +72,8 @@ class LL4Fit:
     dose_min: float = math.nan  # lowest positive dose
     dose_max: float = math.nan
     message: str = ""
+    bounded: bool = False  # refitted inside bounds: the data did not pin all parameters
+    ic50_ci_method: Literal["delta", "bracket"] | None = None
 
     def predict(self, dose: npt.ArrayLike) -> Array:
         return ll4(np.asarray(dose, dtype=float), self.b, self.c, self.d, self.e)
@@ -96,6 +98,7 @@ class LL4Fit:
             "ic50": num(self.ic50),
             "ic50_ci": [num(v) for v in self.ic50_ci] if self.ic50_ci else None,
             "ic50_qualifier": self.ic50_qualifier,
+            "ic50_ci_method": self.ic50_ci_method,
             "absolute_ic50": num(self.absolute_ic50),
             "absolute_ic50_qualifier": self.absolute_ic50_qualifier,
             "rse": num(self.rse),
@@ -227,6 +230,48 @@ def _polish(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, 
     return np.asarray(p, dtype=float), rss, ier in (1, 2, 3, 4) and bool(np.isfinite(rss))
 
 
+_B_MAX = 20.0
+
+
+def _bounds(y: Array, lx_pos: Array) -> tuple[Array, Array]:
+    rng = max(float(np.ptp(y)), 1e-9)
+    lo_y, hi_y = float(y.min()) - 0.5 * rng, float(y.max()) + 0.5 * rng
+    lo_x, hi_x = float(lx_pos.min()) - math.log(100.0), float(lx_pos.max()) + math.log(100.0)
+    return (
+        np.array([-_B_MAX, lo_y, lo_y, lo_x]),
+        np.array([_B_MAX, hi_y, hi_y, hi_x]),
+    )
+
+
+def _degenerate(p: Array, y: Array, lx_pos: Array) -> bool:
+    lower, upper = _bounds(y, lx_pos)
+    return not bool(np.all(np.isfinite(p)) and np.all(p >= lower) and np.all(p <= upper))
+
+
+def _bounded(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, bool]:
+    lower, upper = _bounds(y, lx[~zero])
+    starts = [np.clip(p0, lower + 1e-9, upper - 1e-9)] + [
+        np.clip(s, lower + 1e-9, upper - 1e-9) for s in _grid_starts(lx, zero, y, 2)
+    ]
+    best: tuple[Array, float, bool] | None = None
+    for start in starts:
+        with np.errstate(all="ignore"):
+            res = optimize.least_squares(
+                lambda q: _residuals(lx, zero, y, q),
+                start,
+                jac=lambda q: _jacobian(lx, zero, q),
+                bounds=(lower, upper),
+                method="trf",
+                xtol=1e-10,
+                ftol=1e-12,
+            )
+        rss = float(np.sum(res.fun**2))
+        if best is None or rss < best[1]:
+            best = (np.asarray(res.x, dtype=float), rss, bool(res.success))
+    assert best is not None  # starts is never empty
+    return best
+
+
 def _absolute_ic50(b: float, c: float, d: float, e: float, level: float) -> float | None:
     """Dose at which the curve crosses ``level``; None when it never does."""
     if d == c:
@@ -283,6 +328,15 @@ def fit_ll4(
         fit.message = "no starting point"
         return _classify_unfitted(fit, x, y, control)
     p, rss, ok = best
+    if _degenerate(p, y, lx[~zero]):
+        # The data do not pin all four parameters (typically a step: only the top dose
+        # acts). Refit inside plausible bounds rather than report a runaway optimum.
+        p, rss, ok = _bounded(lx, zero, y, p)
+        fit.bounded = True
+        fit.message = (
+            "bounded fit: the data do not determine all four parameters "
+            "(too few doses on the slope); the IC50 is only bracketed"
+        )
     b, c, d, le = (float(v) for v in p)
     fit.b, fit.c, fit.d, fit.e = b, c, d, math.exp(le) if le < 700 else math.inf
     fit.rss, fit.df = rss, n - 4
@@ -362,9 +416,18 @@ def _classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None
     else:
         fit.ic50, fit.ic50_qualifier = fit.e, "="
         se_e = fit.se.get("e", math.nan)
-        if math.isfinite(se_e) and fit.df > 0:
+        if fit.bounded:
+            # Only bracketed: the tested doses on either side of the half-way response.
+            mid = (fit.c + fit.d) / 2
+            side = (fitted > mid) if fit.b > 0 else (fitted < mid)
+            before, after = doses[side], doses[~side]
+            if len(before) and len(after):
+                fit.ic50_ci = (float(before.max()), float(after.min()))
+                fit.ic50_ci_method = "bracket"
+        elif math.isfinite(se_e) and fit.df > 0:
             half = t_quantile(fit.df, level) * se_e
             fit.ic50_ci = (fit.e - half, fit.e + half)
+            fit.ic50_ci_method = "delta"
 
     if math.isfinite(control):
         absolute = _absolute_ic50(fit.b, fit.c, fit.d, fit.e, 0.5 * control)

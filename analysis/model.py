@@ -82,7 +82,7 @@ def plate_format_for(max_row: int, max_col: int) -> tuple[int, int]:
     raise ValueError(f"well {well_name(max_row, max_col)} is outside every standard plate")
 
 
-@dataclass
+@dataclass(eq=False)
 class PlateRead:
     """One read of one plate: a grid of values with a status per well."""
 
