@@ -11,7 +11,8 @@ from analysis.doseresponse import ResponseRules
 from analysis.layout import Layout
 from analysis.model import SEVERITY_RANK, Flag, PlateRead, Verdict, verdict_of
 from analysis.plate import NormalisedPlate, choose_reads, normalise
-from analysis.qc import QCThresholds, control_flags, replicate_flags, spatial_flags, well_status_flags
+from analysis.qc import QCThresholds, control_flags, replicate_flags, well_status_flags
+from analysis.spatial import spatial_flags
 
 
 @dataclass

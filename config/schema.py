@@ -75,7 +75,7 @@ class QCSettings(_Strict):
     edge_p: float = Field(0.01, gt=0, lt=1)
     gradient_ratio: float = Field(0.92, gt=0, le=1)  # half-plate median ratio below this
     gradient_p: float = Field(0.01, gt=0, lt=1)
-    gradient_trend: float = Field(0.10, ge=0)  # end-to-end change of the median polish trend
+    gradient_trend: float = Field(0.08, ge=0)  # end-to-end change in the joint gradient model
     residual_floor: float = Field(30.0, ge=0)  # % viability below which residuals are skipped
     # replicates, background, signal
     replicate_cv: float = Field(0.20, gt=0)
