@@ -102,13 +102,24 @@ def fit_curves(
     )
     curves: list[Curve] = []
     for compound, line in keys:
-        treated = [w for w, s in layout.wells.items() if s.role == "treated" and s.compound == compound and s.cell_line == line]
-        untreated = [w for w, s in layout.wells.items() if s.role == "untreated" and s.cell_line == line]
+        treated = [
+            w
+            for w, s in layout.wells.items()
+            if s.role == "treated" and s.compound == compound and s.cell_line == line
+        ]
+        untreated = [
+            w for w, s in layout.wells.items() if s.role == "untreated" and s.cell_line == line
+        ]
         if not untreated:
             untreated = layout.wells_with("untreated")
         wells = treated + untreated
         used = [w for w in wells if plate.ok(w) and math.isfinite(plate.viability[parse_well(w)])]
-        doses = np.array([layout.wells[w].conc or 0.0 if layout.wells[w].role == "treated" else 0.0 for w in used])
+        doses = np.array(
+            [
+                layout.wells[w].conc or 0.0 if layout.wells[w].role == "treated" else 0.0
+                for w in used
+            ]
+        )
         responses = np.array([plate.viability[parse_well(w)] for w in used])
         fit = fit_ll4(doses, responses, control=100.0, rules=rules, level=level)
         unit = next((layout.wells[w].unit for w in treated if layout.wells[w].unit), None)
@@ -179,7 +190,15 @@ def curve_flags(curves: list[Curve]) -> list[Flag]:
                     "drug was inactive: compare with the control line on this plate, check the "
                     "drug's activity and the dilution series, and extend the top dose if needed."
                 )
-            flags.append(Flag("no_dose_response", "info" if resistant else "warning", message, curve.wells, metrics))
+            flags.append(
+                Flag(
+                    "no_dose_response",
+                    "info" if resistant else "warning",
+                    message,
+                    curve.wells,
+                    metrics,
+                )
+            )
         elif fit.response == "partial":
             flags.append(
                 Flag(
@@ -218,7 +237,9 @@ def _control_flag(curve: Curve, expected: Expected, metrics: dict[str, Any]) -> 
     rng = f"[{_fmt(low)}, {'∞' if expected.resistant else _fmt(high)}] {curve.unit or ''}".rstrip()
     above = below = False
     if fit.response == "none" or fit.ic50_qualifier == ">":
-        above = fit.ic50 is not None and high < fit.ic50 or fit.response == "none" and not expected.resistant
+        above = (fit.ic50 is not None and high < fit.ic50) or (
+            fit.response == "none" and not expected.resistant
+        )
     elif fit.ic50_qualifier == "<":
         below = fit.ic50 is not None and low > fit.ic50
     elif fit.ic50 is not None:

@@ -78,6 +78,21 @@ class LL4Fit:
     def predict(self, dose: npt.ArrayLike) -> Array:
         return ll4(np.asarray(dose, dtype=float), self.b, self.c, self.d, self.e)
 
+    def band(self, dose: npt.ArrayLike, level: float = 0.95) -> tuple[Array, Array]:
+        """Pointwise confidence band of the fitted mean (delta method on t(n − 4))."""
+        x = np.asarray(dose, dtype=float)
+        mean = self.predict(x)
+        if self.vcov is None or self.df <= 0 or not np.all(np.isfinite(self.vcov)):
+            return mean, mean
+        zero = x <= 0
+        with np.errstate(divide="ignore"):
+            lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+        jac = jacobian(lx, zero, np.array([self.b, self.c, self.d, math.log(self.e)]))
+        jac[:, 3] /= self.e  # d/de = d/dlog(e) / e
+        var = np.einsum("ij,jk,ik->i", jac, self.vcov, jac)
+        half = t_quantile(self.df, level) * np.sqrt(np.clip(var, 0, None))
+        return mean - half, mean + half
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md §5.1 (``fit --json``), plus a few extras."""
 
@@ -140,19 +155,19 @@ def _g_terms(lx: Array, zero: Array, b: float, le: float) -> tuple[Array, Array,
     return g, g1, g2, u
 
 
-def _jacobian(lx: Array, zero: Array, p: Array) -> Array:
+def jacobian(lx: Array, zero: Array, p: Array) -> Array:
     b, c, d, le = p
     g, g1, _, u = _g_terms(lx, zero, b, le)
     return np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
 
 
-def _residuals(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+def residuals(lx: Array, zero: Array, y: Array, p: Array) -> Array:
     b, c, d, le = p
     g = _g_terms(lx, zero, b, le)[0]
     return np.asarray(c + (d - c) * g - y, dtype=float)
 
 
-def _hessian_rss(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+def hessian_rss(lx: Array, zero: Array, y: Array, p: Array) -> Array:
     """The exact (observed) Hessian of RSS in (b, c, d, log e)."""
     b, c, d, le = p
     g, g1, g2, u = _g_terms(lx, zero, b, le)
@@ -217,10 +232,10 @@ def _self_start(lx: Array, zero: Array, y: Array) -> Array | None:
 
 def _polish(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, bool]:
     def fun(p: Array) -> Array:
-        return _residuals(lx, zero, y, p)
+        return residuals(lx, zero, y, p)
 
     def jac(p: Array) -> Array:
-        return _jacobian(lx, zero, p)
+        return jacobian(lx, zero, p)
 
     with np.errstate(all="ignore"):
         p, _, _, _, ier = optimize.leastsq(
@@ -257,9 +272,9 @@ def _bounded(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float,
     for start in starts:
         with np.errstate(all="ignore"):
             res = optimize.least_squares(
-                lambda q: _residuals(lx, zero, y, q),
+                lambda q: residuals(lx, zero, y, q),
                 start,
-                jac=lambda q: _jacobian(lx, zero, q),
+                jac=lambda q: jacobian(lx, zero, q),
                 bounds=(lower, upper),
                 method="trf",
                 xtol=1e-10,
@@ -303,7 +318,7 @@ def fit_ll4(
         raise ValueError("dose and response differ in length")
     keep = np.isfinite(x) & np.isfinite(y) & (x >= 0)
     x, y = x[keep], y[keep]
-    n = int(len(y))
+    n = len(y)
     pos = x[x > 0]
     fit = LL4Fit(converged=False, n=n)
     if len(pos):
@@ -353,7 +368,7 @@ def fit_ll4(
 
     fit.converged = ok and math.isfinite(fit.e)
     if fit.converged and fit.df > 0:
-        hess = _hessian_rss(lx, zero, y, p)
+        hess = hessian_rss(lx, zero, y, p)
         try:
             vcov_log = 2.0 * (rss / fit.df) * np.linalg.inv(hess)
         except np.linalg.LinAlgError:
@@ -372,7 +387,7 @@ def fit_ll4(
     if control is None:
         control = float(y[zero].mean()) if zero.any() else d
     fit.control = control
-    _classify(fit, rules, level, x)
+    classify(fit, rules, level, x)
     return fit
 
 
@@ -389,7 +404,7 @@ def _classify_unfitted(
     return fit
 
 
-def _classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None:
+def classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None:
     """Response call, qualifiers and the never-extrapolated IC50 (SCIENCE.md §3)."""
     doses = np.unique(x[x > 0])
     control = fit.control
@@ -439,110 +454,3 @@ def _classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None
             fit.absolute_ic50, fit.absolute_ic50_qualifier = lo, "<"
         else:
             fit.absolute_ic50, fit.absolute_ic50_qualifier = absolute, "="
-
-
-PARAMS = ("b", "c", "d", "e")
-
-
-def fit_ll4_joint(
-    dose: npt.ArrayLike,
-    response: npt.ArrayLike,
-    groups: npt.ArrayLike,
-    *,
-    shared: tuple[str, ...] = ("c", "d"),
-    rules: ResponseRules | None = None,
-    level: float = 0.95,
-) -> dict[Any, LL4Fit]:
-    """LL.4 curves for several groups fitted together, sharing some parameters.
-
-    drc's ``drm(..., curveid, pmodels=...)``: e.g. two compounds on one assay sharing the
-    plateaus ``c`` and ``d`` while each keeps its own slope and IC50. Each group is first
-    fitted alone; the joint least-squares problem is started from those fits, and the
-    standard errors come from the observed Hessian of the joint RSS.
-    """
-    rules = rules or ResponseRules()
-    x = np.asarray(dose, dtype=float).ravel()
-    y = np.asarray(response, dtype=float).ravel()
-    grp = np.asarray(groups).ravel()
-    unknown = set(shared) - set(PARAMS)
-    if unknown:
-        raise ValueError(f"cannot share {sorted(unknown)}: parameters are b, c, d, e")
-    keep = np.isfinite(x) & np.isfinite(y) & (x >= 0)
-    x, y, grp = x[keep], y[keep], grp[keep]
-    labels = list(dict.fromkeys(grp.tolist()))
-    alone = {g: fit_ll4(x[grp == g], y[grp == g], rules=rules, level=level) for g in labels}
-
-    # Parameter vector: shared ones first, then per-group ones; index map per group.
-    index: dict[Any, list[int]] = {g: [0, 0, 0, 0] for g in labels}
-    theta: list[float] = []
-    for k, name in enumerate(PARAMS):
-        values = [_log_param(alone[g], name) for g in labels]
-        if name in shared:
-            for g in labels:
-                index[g][k] = len(theta)
-            theta.append(float(np.nanmedian(values)))
-        else:
-            for g, v in zip(labels, values, strict=True):
-                index[g][k] = len(theta)
-                theta.append(v)
-    members = [(np.flatnonzero(grp == g), np.array(index[g])) for g in labels]
-    zero = x <= 0
-    with np.errstate(divide="ignore"):
-        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
-
-    def fun(t: Array) -> Array:
-        out = np.empty_like(y)
-        for rows, idx in members:
-            out[rows] = _residuals(lx[rows], zero[rows], y[rows], t[idx])
-        return out
-
-    def jac(t: Array) -> Array:
-        out = np.zeros((len(y), len(t)))
-        for rows, idx in members:
-            out[np.ix_(rows, idx)] = _jacobian(lx[rows], zero[rows], t[idx])
-        return out
-
-    with np.errstate(all="ignore"):
-        t, _, _, _, ier = optimize.leastsq(
-            fun, np.array(theta), Dfun=jac, full_output=True, xtol=1e-12, ftol=1e-14, maxfev=2000
-        )
-    t = np.asarray(t, dtype=float)
-    rss = float(np.sum(fun(t) ** 2))
-    dof = len(y) - len(t)
-    hess = np.zeros((len(t), len(t)))
-    for rows, idx in members:
-        hess[np.ix_(idx, idx)] += _hessian_rss(lx[rows], zero[rows], y[rows], t[idx])
-    try:
-        vcov_log = 2.0 * (rss / dof) * np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        vcov_log = np.full_like(hess, np.nan)
-
-    fits: dict[Any, LL4Fit] = {}
-    for g, (rows, idx) in zip(labels, members, strict=True):
-        b, c, d, le = (float(v) for v in t[idx])
-        e = math.exp(le)
-        f = LL4Fit(converged=ier in (1, 2, 3, 4), n=len(rows), b=b, c=c, d=d, e=e)
-        f.rss, f.df = rss, dof
-        f.rse = math.sqrt(rss / dof) if dof > 0 else math.nan
-        pos = x[rows][x[rows] > 0]
-        f.dose_min, f.dose_max = float(pos.min()), float(pos.max())
-        scale = np.array([1.0, 1.0, 1.0, e])
-        sub = vcov_log[np.ix_(idx, idx)] * np.outer(scale, scale)
-        f.vcov = sub
-        f.se = {k: float(math.sqrt(v)) if v >= 0 else math.nan for k, v in zip(PARAMS, np.diag(sub), strict=True)}
-        single = alone[g]
-        f.no_effect_f, f.no_effect_p = single.no_effect_f, single.no_effect_p
-        f.no_effect_chi2 = single.no_effect_chi2
-        zr = x[rows] <= 0
-        f.control = float(y[rows][zr].mean()) if zr.any() else d
-        f.message = "joint fit sharing " + ", ".join(shared) if shared else ""
-        _classify(f, rules, level, x[rows])
-        fits[g] = f
-    return fits
-
-
-def _log_param(fit: LL4Fit, name: str) -> float:
-    value = getattr(fit, name)
-    if name == "e":
-        return math.log(value) if value > 0 and math.isfinite(value) else 0.0
-    return float(value) if math.isfinite(value) else 0.0

@@ -175,7 +175,9 @@ def _load_csv(source: Path) -> Layout:
         raise LayoutError("CSV plate map needs a 'well' column (or 'row' and 'col')", source=source)
     wells: dict[str, WellSpec] = {}
     for line_no, raw in enumerate(reader, start=2):
-        rec = {k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k}
+        rec = {
+            k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k
+        }
         try:
             if "well" in header:
                 r, c = parse_well(str(rec["well"]))
@@ -184,7 +186,9 @@ def _load_csv(source: Path) -> Layout:
         except (ValueError, KeyError):
             raise LayoutError(f"line {line_no}: not a well", source=source) from None
         name = well_name(r, c)
-        rec = {k: v for k, v in rec.items() if v not in ("", None) and k not in ("well", "row", "col")}
+        rec = {
+            k: v for k, v in rec.items() if v not in ("", None) and k not in ("well", "row", "col")
+        }
         wells[name] = _spec(rec, name, source)
     return Layout(wells=wells, source=str(source))
 
@@ -254,14 +258,16 @@ def _expected_range(value: Any, well: str, source: Path) -> tuple[float, float] 
                 low = float(text) / 5
                 high = float(text) * 5
     except (TypeError, ValueError):
-        raise LayoutError(f"well {well}: expected_ic50 {value!r} is not a range", source=source) from None
+        raise LayoutError(
+            f"well {well}: expected_ic50 {value!r} is not a range", source=source
+        ) from None
     if not 0 <= low <= high:
         raise LayoutError(f"well {well}: expected_ic50 {value!r} is not a range", source=source)
     return low, high
 
 
 def _is_missing(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value) or value is None or value is pd.NA
+    return (isinstance(value, float) and math.isnan(value)) or value is None or value is pd.NA
 
 
 def _number(value: Any) -> float | None:

@@ -71,11 +71,15 @@ def choose_reads(
             latest[key] = read
     candidates = list(latest.values())
     low, high = reference_band
-    references = [r for r in candidates if r.wavelength_nm is not None and low <= r.wavelength_nm <= high]
+    references = [
+        r for r in candidates if r.wavelength_nm is not None and low <= r.wavelength_nm <= high
+    ]
     measurement = [r for r in candidates if r not in references] or candidates
     primary = min(
         measurement,
-        key=lambda r: abs(r.wavelength_nm - wavelength_nm) if r.wavelength_nm is not None else math.inf,
+        key=lambda r: (
+            abs(r.wavelength_nm - wavelength_nm) if r.wavelength_nm is not None else math.inf
+        ),
     )
     reference = next((r for r in references if r is not primary and r.shape == primary.shape), None)
     return primary, reference
@@ -110,7 +114,9 @@ def normalise(primary: PlateRead, reference: PlateRead | None, layout: Layout) -
     untreated_mean: dict[str | None, float] = {}
     all_untreated = ok_values(layout.wells_with("untreated"), corrected)
     for line in layout.cell_lines:
-        wells = [w for w, s in layout.wells.items() if s.role == "untreated" and s.cell_line == line]
+        wells = [
+            w for w, s in layout.wells.items() if s.role == "untreated" and s.cell_line == line
+        ]
         vals = ok_values(wells, corrected)
         if not len(vals):
             vals = all_untreated

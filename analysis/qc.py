@@ -111,7 +111,11 @@ def well_status_flags(plate: NormalisedPlate, qc: QCThresholds, curves: list[Cur
                 "bubbles, a missed read or a reader error. They are excluded; re-read the plate if "
                 "they are controls or many in one curve.",
                 invalid,
-                {"count": len(invalid), "fraction": _r(fraction), "statuses": {k: v for k, v in by_status.items()}},
+                {
+                    "count": len(invalid),
+                    "fraction": _r(fraction),
+                    "statuses": {k: v for k, v in by_status.items()},
+                },
             )
         )
     return flags
@@ -133,8 +137,11 @@ def control_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, A
     blanks_raw = plate.blank_values
     untreated = plate.values(layout.wells_with("untreated"), plate.od)
     positive = plate.values(layout.wells_with("positive_control"))
-    metrics["blank"] = {"n": len(blanks_raw), "mean_od": _r(float(np.mean(blanks_raw))) if len(blanks_raw) else None,
-                        "cv": _r(cv(blanks_raw)) if len(blanks_raw) > 1 else None}
+    metrics["blank"] = {
+        "n": len(blanks_raw),
+        "mean_od": _r(float(np.mean(blanks_raw))) if len(blanks_raw) else None,
+        "cv": _r(cv(blanks_raw)) if len(blanks_raw) > 1 else None,
+    }
     metrics["untreated"] = {
         "n": len(untreated),
         "mean_od": _r(float(np.mean(untreated))) if len(untreated) else None,
@@ -159,7 +166,7 @@ def control_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, A
                 "missing_controls",
                 "critical",
                 "no readable untreated wells: % viability cannot be computed. Check the layout "
-                "(role = \"untreated\") and the read.",
+                '(role = "untreated") and the read.',
                 [],
                 {"missing": "untreated"},
             )
@@ -189,7 +196,11 @@ def control_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, A
                     "contamination or degraded (light-exposed) MTT: check the medium for turbidity, "
                     "use fresh MTT, and protect it from light.",
                     layout.wells_with("blank"),
-                    {"blank_mean_od": _r(b_mean), "blank_fraction": _r(fraction), "blank_cv": _r(b_cv)},
+                    {
+                        "blank_mean_od": _r(b_mean),
+                        "blank_fraction": _r(fraction),
+                        "blank_cv": _r(b_cv),
+                    },
                 )
             )
         if b_mean >= u_mean:
@@ -206,7 +217,11 @@ def control_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, A
             )
     corrected_u = plate.values(layout.wells_with("untreated"))
     window = float(np.mean(corrected_u))
-    ratio = u_mean / float(np.mean(blanks_raw)) if len(blanks_raw) and np.mean(blanks_raw) > 0 else math.inf
+    ratio = (
+        u_mean / float(np.mean(blanks_raw))
+        if len(blanks_raw) and np.mean(blanks_raw) > 0
+        else math.inf
+    )
     metrics["signal_window_od"] = _r(window)
     if window < qc.signal_min_od or ratio < qc.signal_min_ratio:
         flags.append(
@@ -265,7 +280,9 @@ def _empty_wells_check(plate: NormalisedPlate, window: float, flags: list[Flag])
         )
 
 
-def replicate_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, Any]) -> list[Flag]:
+def replicate_flags(
+    plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str, Any]
+) -> list[Flag]:
     """replicate_variability: group CVs above the threshold and single outlier wells."""
     flags: list[Flag] = []
     worst: list[tuple[float, str, list[str]]] = []
@@ -314,8 +331,10 @@ def replicate_flags(plate: NormalisedPlate, qc: QCThresholds, metrics: dict[str,
                 "; ".join(parts) + ". Likely uneven seeding (cells settle in the reservoir: mix "
                 "between rows), pipetting errors or bubbles. Treat the affected curves with care.",
                 wells,
-                {"groups": [{"group": g, "cv": _r(c), "wells": ws} for c, g, ws in worst[:10]],
-                 "outliers": sorted(outliers, key=parse_well)},
+                {
+                    "groups": [{"group": g, "cv": _r(c), "wells": ws} for c, g, ws in worst[:10]],
+                    "outliers": sorted(outliers, key=parse_well),
+                },
             )
         )
     return flags

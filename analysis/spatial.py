@@ -97,7 +97,7 @@ def _edge(ratio: Array, qc: SpatialThresholds, metrics: dict[str, Any]) -> list[
     ring = (rr == 0) | (rr == rows - 1) | (cc == 0) | (cc == cols - 1)
     judged = np.isfinite(ratio)
     outer, inner = ratio[ring & judged], ratio[~ring & judged]
-    edge: dict[str, Any] = {"outer_n": int(len(outer)), "interior_n": int(len(inner))}
+    edge: dict[str, Any] = {"outer_n": len(outer), "interior_n": len(inner)}
     metrics["edge"] = edge
     if len(outer) < 3 or len(inner) < 3:
         edge["tested"] = False
@@ -130,9 +130,7 @@ def _edge(ratio: Array, qc: SpatialThresholds, metrics: dict[str, Any]) -> list[
     ]
 
 
-def gradient_model(
-    plate: NormalisedPlate, curves: list[Curve]
-) -> dict[str, float] | None:
+def gradient_model(plate: NormalisedPlate, curves: list[Curve]) -> dict[str, float] | None:
     """Refit every curve jointly with a planar gradient; the gradient's size and t-test.
 
     Returns the end-to-end change along columns and rows (fractions: −0.15 = the far side
@@ -202,7 +200,10 @@ def _gradient(
     judged = np.isfinite(ratio)
     found: list[str] = []
     numbers: dict[str, Any] = {}
-    for first_half, names in ((cc < cols // 2, ("left", "right")), (rr < rows // 2, ("top", "bottom"))):
+    for first_half, names in (
+        (cc < cols // 2, ("left", "right")),
+        (rr < rows // 2, ("top", "bottom")),
+    ):
         a, b = ratio[first_half & judged], ratio[~first_half & judged]
         if len(a) < 3 or len(b) < 3:
             continue
@@ -227,7 +228,9 @@ def _gradient(
             numbers[f"{axis}_p"] = _r(p, 6)
             if abs(change) >= qc.gradient_trend and p < qc.gradient_p:
                 side = far if change < 0 else near
-                found.append(f"{side} side {abs(change) * 100:.0f} % lower across the {axis}s (p = {p:.1e})")
+                found.append(
+                    f"{side} side {abs(change) * 100:.0f} % lower across the {axis}s (p = {p:.1e})"
+                )
     metrics["gradient"] = numbers
     if not found:
         return []

@@ -38,7 +38,11 @@ def z_prime(positive: Array, negative: Array) -> tuple[float, float]:
     if len(positive) < 2 or len(negative) < 2:
         return math.nan, math.nan
     window = abs(float(np.mean(positive) - np.mean(negative)))
-    classic = 1 - 3 * (np.std(positive, ddof=1) + np.std(negative, ddof=1)) / window if window else -math.inf
+    classic = (
+        1 - 3 * (np.std(positive, ddof=1) + np.std(negative, ddof=1)) / window
+        if window
+        else -math.inf
+    )
     rwindow = abs(float(np.median(positive) - np.median(negative)))
     robust = 1 - 3 * (mad(positive) + mad(negative)) / rwindow if rwindow else -math.inf
     return float(classic), float(robust)

@@ -103,7 +103,9 @@ def load_reference_ic50(path: str | Path | None = None) -> dict[str, ReferenceIC
             or not all(isinstance(v, int | float) for v in rng)
             or not 0 <= rng[0] <= rng[1]
         ):
-            raise ConfigError(f"line.{name}.range: must be [low, high] with low <= high", source=source)
+            raise ConfigError(
+                f"line.{name}.range: must be [low, high] with low <= high", source=source
+            )
         table[normalise_line_name(name)] = ReferenceIC50(
             cell_line=name,
             low=float(rng[0]),

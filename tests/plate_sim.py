@@ -65,7 +65,11 @@ def simulate_plate(
     truth = dict(truth or DEFAULT_TRUTH)
     if jitter_truth:
         truth = {
-            k: replace(t, e=t.e * math.exp(rng.uniform(-0.5, 0.5)), b=t.b * math.exp(rng.uniform(-0.3, 0.3)))
+            k: replace(
+                t,
+                e=t.e * math.exp(rng.uniform(-0.5, 0.5)),
+                b=t.b * math.exp(rng.uniform(-0.3, 0.3)),
+            )
             for k, t in truth.items()
         }
     signal = float(rng.uniform(0.5, 1.2))
@@ -122,18 +126,38 @@ def simulate_plate(
     return SimulatedPlate(read=read, truth=truth, planted_wells=planted, signal=signal)
 
 
-def to_gen5_text(read: PlateRead, *, plate_number: str = "Plate 1", read_name: str = "570nm") -> str:
+def to_gen5_text(
+    read: PlateRead, *, plate_number: str = "Plate 1", read_name: str = "570nm"
+) -> str:
     """The simulated read as a Gen5 text export (endpoint), CRLF like the real ones."""
     rows, cols = read.shape
     lines = [
-        "", "", "Software Version\t3.12.08", "", "",
+        "",
+        "",
+        "Software Version\t3.12.08",
+        "",
+        "",
         "Experiment File Path:\tC:\\Users\\Public\\Documents\\Experiments\\sim.xpt",
-        "Protocol File Path:\tC:\\Users\\Public\\Documents\\Protocols\\mtt570.prt", "", "",
-        f"Plate Number\t{plate_number}", "Date\t11/25/2026", "Time\t9:00:00 AM",
-        "Reader Type:\tSynergy H1", "Reader Serial Number:\tSIM0001", "Reading Type\tReader", "",
-        "Procedure Details", "", f"Plate Type\t{rows * cols} WELL PLATE (Use plate lid)",
-        f"Read\t{read_name}", "\tAbsorbance Endpoint", "\tFull Plate", "\tWavelengths:  570", "",
-        "Results", "\t" + "\t".join(str(c + 1) for c in range(cols)),
+        "Protocol File Path:\tC:\\Users\\Public\\Documents\\Protocols\\mtt570.prt",
+        "",
+        "",
+        f"Plate Number\t{plate_number}",
+        "Date\t11/25/2026",
+        "Time\t9:00:00 AM",
+        "Reader Type:\tSynergy H1",
+        "Reader Serial Number:\tSIM0001",
+        "Reading Type\tReader",
+        "",
+        "Procedure Details",
+        "",
+        f"Plate Type\t{rows * cols} WELL PLATE (Use plate lid)",
+        f"Read\t{read_name}",
+        "\tAbsorbance Endpoint",
+        "\tFull Plate",
+        "\tWavelengths:  570",
+        "",
+        "Results",
+        "\t" + "\t".join(str(c + 1) for c in range(cols)),
     ]
     for r in range(rows):
         cells = []

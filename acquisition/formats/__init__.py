@@ -8,8 +8,8 @@ is found at import time, so adding a vendor is adding one module. Readers are tr
 from __future__ import annotations
 
 import importlib
-import re
 import pkgutil
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +73,9 @@ class Reader:
 def _text_head(sample: Sample, limit: int = 4000) -> str:
     if sample.is_zip:
         return "\n".join(
-            name + "\n" + "\n".join("\t".join(row) for row in rows[:40]) for name, rows in sample.sheets
-        )[:limit * 4]
+            name + "\n" + "\n".join("\t".join(row) for row in rows[:40])
+            for name, rows in sample.sheets
+        )[: limit * 4]
     return sample.text[:limit]
 
 
@@ -88,9 +89,15 @@ UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = (
     ("Tecan i-control/SparkControl workbook", lambda h, s: "Application: " in h and s.is_zip),
     ("Tecan Sunrise/XFLUOR4 workbook", lambda h, s: "XFLUOR4" in h),
     ("Tecan Magellan workbook", lambda h, s: "Well positions" in h or "Magellan" in h),
-    ("Thermo SkanIt workbook", lambda h, s: s.is_zip and ("Measurement results" in h or "Session information" in h)),
+    (
+        "Thermo SkanIt workbook",
+        lambda h, s: s.is_zip and ("Measurement results" in h or "Session information" in h),
+    ),
     ("Thermo SkanIt text export", lambda h, s: "Results of Photometric" in h),
-    ("SpectraMax SpreadsheetML (xml)", lambda h, s: h.startswith("<?xml") and 'progid="Excel.Sheet"' in h),
+    (
+        "SpectraMax SpreadsheetML (xml)",
+        lambda h, s: h.startswith("<?xml") and 'progid="Excel.Sheet"' in h,
+    ),
 )
 
 
@@ -134,7 +141,9 @@ def sniff(sample: Sample) -> Reader:
     _refuse_unsupported(sample)
     if not sample.is_zip:
         sample.text  # noqa: B018 - raises the binary-junk error when it is junk
-    raise FormatError("not a plate-reader export platewatch knows (no plate grid found)", source=sample.path)
+    raise FormatError(
+        "not a plate-reader export platewatch knows (no plate grid found)", source=sample.path
+    )
 
 
 def read_export(path: str | Path, data: bytes | None = None) -> ExportFile:
@@ -167,7 +176,9 @@ def _read_sheets(path: Path, data: bytes) -> list[tuple[str, list[list[str]]]]:
     try:
         book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise FormatError(f"not a readable xlsx workbook ({type(exc).__name__})", source=path) from None
+        raise FormatError(
+            f"not a readable xlsx workbook ({type(exc).__name__})", source=path
+        ) from None
     sheets: list[tuple[str, list[list[str]]]] = []
     try:
         for ws in book.worksheets:

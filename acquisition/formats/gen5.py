@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from acquisition.formats import Reader, Sample
 from acquisition.formats.text import grid_to_read, parse_cell, parse_clock, wavelength_from_label
 from analysis.model import ExportFile, Plate, PlateRead, parse_well, row_index
-from errors import FormatError, IncompleteFileError
+from errors import IncompleteFileError
 
 _HEADER_KEYS = {
     "Software Version": "software_version",
@@ -100,10 +100,16 @@ def _read(sample: Sample) -> ExportFile:
         instrument={
             "model": first.get("reader_type"),
             "serial": first.get("reader_serial"),
-            "software": f"Gen5 {first['software_version']}" if "software_version" in first else "Gen5",
+            "software": f"Gen5 {first['software_version']}"
+            if "software_version" in first
+            else "Gen5",
         },
         plates=[
-            Plate(plate_id=p.header.get("plate_number", f"Plate {n + 1}"), reads=p.reads, barcode=p.header.get("barcode"))
+            Plate(
+                plate_id=p.header.get("plate_number", f"Plate {n + 1}"),
+                reads=p.reads,
+                barcode=p.header.get("barcode"),
+            )
             for n, p in enumerate(plates)
         ],
         metadata={
@@ -139,7 +145,9 @@ def _plate_shape(header: dict[str, str], max_row: int, max_col: int) -> tuple[in
 
 
 def _truncated(sample: Sample, what: str) -> IncompleteFileError:
-    return IncompleteFileError(f"Gen5 export ends inside {what} (truncated or still being written)", source=sample.path)
+    return IncompleteFileError(
+        f"Gen5 export ends inside {what} (truncated or still being written)", source=sample.path
+    )
 
 
 def _read_grid(
@@ -210,8 +218,14 @@ def _read_kinetic(
 ) -> int:
     """A kinetic table: one row per time point, one column per well."""
     header = lines[start].split("\t")
-    temp_col = next((j for j, h in enumerate(header) if h.strip().startswith("T")
-                     and not _looks_like_well(h) and j > 0), None)
+    temp_col = next(
+        (
+            j
+            for j, h in enumerate(header)
+            if h.strip().startswith("T") and not _looks_like_well(h) and j > 0
+        ),
+        None,
+    )
     wells = [(j, parse_well(h)) for j, h in enumerate(header) if j > 0 and _looks_like_well(h)]
     wavelength = None
     if temp_col is not None:

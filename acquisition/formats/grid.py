@@ -24,7 +24,9 @@ from analysis.model import ExportFile, Plate, PlateRead, parse_well, row_index, 
 from errors import FormatError
 
 _BARE_SHAPES = ((8, 12), (16, 24))
-_NOT_READ_COLUMNS = re.compile(r"^(row|col|column|well|plate|replicate|rep|n)$|dose|conc", re.IGNORECASE)
+_NOT_READ_COLUMNS = re.compile(
+    r"^(row|col|column|well|plate|replicate|rep|n)$|dose|conc", re.IGNORECASE
+)
 
 
 def _tables(sample: Sample) -> list[tuple[str, list[list[str]], bool]]:
@@ -55,9 +57,7 @@ def _int_token(text: str) -> int | None:
     return None
 
 
-def _labelled_grids(
-    rows: list[list[str]], decimal_comma: bool
-) -> list[PlateRead]:
+def _labelled_grids(rows: list[list[str]], decimal_comma: bool) -> list[PlateRead]:
     reads: list[PlateRead] = []
     i = 0
     while i < len(rows) - 1:
@@ -75,7 +75,11 @@ def _labelled_grids(
             cells: list[tuple[int, int, str]] = []
             k = i + 1
             expect = 0
-            while k < len(rows) and len(rows[k]) > j - 1 and rows[k][j - 1].strip().upper() == row_label(expect):
+            while (
+                k < len(rows)
+                and len(rows[k]) > j - 1
+                and rows[k][j - 1].strip().upper() == row_label(expect)
+            ):
                 values = rows[k][j : j + n]
                 cells.extend((expect, c, values[c] if c < len(values) else "") for c in range(n))
                 expect += 1
@@ -115,16 +119,34 @@ def _bare_blocks(rows: list[list[str]], decimal_comma: bool) -> list[PlateRead]:
         while cells and not cells[-1].strip():
             cells.pop()
         numeric = all(is_number(c, decimal_comma=decimal_comma) or c.strip() for c in cells)
-        widths.append(len(cells) if cells and numeric and sum(is_number(c, decimal_comma=decimal_comma) for c in cells) >= len(cells) // 2 else 0)
+        widths.append(
+            len(cells)
+            if cells
+            and numeric
+            and sum(is_number(c, decimal_comma=decimal_comma) for c in cells) >= len(cells) // 2
+            else 0
+        )
     i = 0
     while i < len(rows):
         for nrows, ncols in _BARE_SHAPES:
             block = widths[i : i + nrows]
-            if len(block) == nrows and all(w == ncols for w in block) and (i + nrows >= len(rows) or widths[i + nrows] != ncols):
+            if (
+                len(block) == nrows
+                and all(w == ncols for w in block)
+                and (i + nrows >= len(rows) or widths[i + nrows] != ncols)
+            ):
                 cells = [(r, c, rows[i + r][c]) for r in range(nrows) for c in range(ncols)]
                 label = _title_above(rows, i, 0)
-                reads.append(grid_to_read(cells, rows=nrows, cols=ncols, decimal_comma=decimal_comma,
-                                          label=label, wavelength_nm=wavelength_from_label(label) if label else None))
+                reads.append(
+                    grid_to_read(
+                        cells,
+                        rows=nrows,
+                        cols=ncols,
+                        decimal_comma=decimal_comma,
+                        label=label,
+                        wavelength_nm=wavelength_from_label(label) if label else None,
+                    )
+                )
                 i += nrows - 1
                 break
         i += 1
@@ -160,7 +182,9 @@ def _long_table(rows: list[list[str]], decimal_comma: bool) -> list[PlateRead]:
         if not name or _NOT_READ_COLUMNS.search(name):
             continue
         column = [r[k] if k < len(r) else "" for r in body]
-        if sum(is_number(v, decimal_comma=decimal_comma) for v in column) < max(1, len(column) // 2):
+        if sum(is_number(v, decimal_comma=decimal_comma) for v in column) < max(
+            1, len(column) // 2
+        ):
             continue
         reads.append(
             grid_to_read(
@@ -183,7 +207,11 @@ def _find(sample: Sample) -> list[tuple[str, list[PlateRead]]]:
     except FormatError:
         tables = []
     for name, rows, decimal_comma in tables:
-        reads = _labelled_grids(rows, decimal_comma) or _bare_blocks(rows, decimal_comma) or _long_table(rows, decimal_comma)
+        reads = (
+            _labelled_grids(rows, decimal_comma)
+            or _bare_blocks(rows, decimal_comma)
+            or _long_table(rows, decimal_comma)
+        )
         if reads:
             found.append((name, reads))
     sample.cache["grid"] = found
@@ -198,10 +226,15 @@ def _read(sample: Sample) -> ExportFile:
     found = _find(sample)
     shapes = {r.shape for _, reads in found for r in reads}
     if len(found) > 1 or len(shapes) > 1:
-        plates = [Plate(plate_id=name or f"Plate {n + 1}", reads=reads) for n, (name, reads) in enumerate(found)]
+        plates = [
+            Plate(plate_id=name or f"Plate {n + 1}", reads=reads)
+            for n, (name, reads) in enumerate(found)
+        ]
     else:
         plates = [Plate(plate_id=found[0][0] or "Plate 1", reads=found[0][1])]
-    return ExportFile(format="grid", plates=plates, instrument={"model": None, "serial": None, "software": None})
+    return ExportFile(
+        format="grid", plates=plates, instrument={"model": None, "serial": None, "software": None}
+    )
 
 
 READER = Reader(name="grid", sniff=_sniff, read=_read, priority=90)
