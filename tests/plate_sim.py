@@ -169,3 +169,25 @@ def to_gen5_text(
         lines.append(chr(ord("A") + r) + "\t" + "\t".join(cells) + f"\t{read_name}:570")
     lines += ["", ""]
     return "\r\n".join(lines)
+
+
+def write_examples(folder: str) -> None:
+    """Regenerate examples/mtt_*.txt: `python -m tests.plate_sim examples`."""
+    from pathlib import Path
+
+    from analysis.layout import load_layout
+
+    layout = load_layout(Path(__file__).resolve().parent.parent / "config/layouts/mtt-96.toml")
+    out = Path(folder)
+    clean = simulate_plate(layout, 7, jitter_truth=False)
+    edge = simulate_plate(layout, 8, Defects(edge=0.25, edge_depth=2), jitter_truth=False)
+    (out / "mtt_plate_clean.txt").write_bytes(to_gen5_text(clean.read).encode("cp1252"))
+    (out / "mtt_plate_edge_effect.txt").write_bytes(
+        to_gen5_text(edge.read, plate_number="Plate 2").encode("cp1252")
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_examples(sys.argv[1] if len(sys.argv) > 1 else "examples")

@@ -1,0 +1,110 @@
+"""One export file → its analysed plates: what the CLI and the daemon's workers both run.
+
+Layout resolution (DESIGN.md §5.2): a sidecar ``<stem>.layout.toml`` next to the file, then
+a layout named after the plate barcode in the layouts folder, then the given default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from acquisition.formats import read_export
+from analysis.assay import PlateResult, analyze_plate
+from analysis.curves import ReferenceRange
+from analysis.doseresponse import ResponseRules
+from analysis.layout import Layout, load_layout
+from analysis.model import ExportFile, Plate
+from analysis.report import safe_stem, write_report
+from config import Settings, load_reference_ic50
+from errors import LayoutError
+
+
+@dataclass
+class AnalysedPlate:
+    path: Path
+    plate: Plate
+    result: PlateResult
+    layout_source: str
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def resolve_layout(
+    path: Path, plate: Plate, default: Path | None, layouts_dir: Path | None = None
+) -> Path:
+    sidecar = path.with_name(f"{path.stem}.layout.toml")
+    if sidecar.is_file():
+        return sidecar
+    if layouts_dir is not None and plate.barcode:
+        named = layouts_dir / f"{safe_stem(plate.barcode)}.toml"
+        if named.is_file():
+            return named
+    if default is not None:
+        return default
+    raise LayoutError(
+        f"no layout: pass --layout, or put {sidecar.name} next to the export", source=path
+    )
+
+
+def response_rules(settings: Settings) -> ResponseRules:
+    qc = settings.qc
+    return ResponseRules(
+        p_threshold=qc.response_p, min_effect=qc.min_effect, partial_below=qc.partial_below
+    )
+
+
+def references(settings: Settings) -> dict[str, ReferenceRange]:
+    return dict(load_reference_ic50(settings.analysis.reference_ic50))
+
+
+def analyze_export(
+    path: Path,
+    export: ExportFile,
+    settings: Settings,
+    *,
+    layout: Path | None = None,
+    layouts_dir: Path | None = None,
+    report_dir: Path | None = None,
+    reference_table: dict[str, ReferenceRange] | None = None,
+) -> list[AnalysedPlate]:
+    """Analyse every plate of an already-read export (pure apart from the report)."""
+    refs = reference_table if reference_table is not None else references(settings)
+    rules = response_rules(settings)
+    cache: dict[Path, Layout] = {}
+    out: list[AnalysedPlate] = []
+    for plate in export.plates:
+        layout_path = resolve_layout(path, plate, layout, layouts_dir)
+        if layout_path not in cache:
+            cache[layout_path] = load_layout(layout_path)
+        result = analyze_plate(
+            plate.reads,
+            cache[layout_path],
+            settings.qc,
+            rules=rules,
+            wavelength_nm=settings.analysis.wavelength_nm,
+            reference_band=settings.analysis.reference_nm,
+            references=refs,
+            confidence_level=settings.analysis.confidence_level,
+            plate_id=plate.plate_id,
+        )
+        if report_dir is not None:
+            name = path.stem if len(export.plates) == 1 else f"{path.stem}_{plate.plate_id}"
+            result.report = write_report(result, report_dir, name, source=str(path))
+        out.append(AnalysedPlate(path, plate, result, str(layout_path)))
+    return out
+
+
+def analyze_file(
+    path: str | Path,
+    settings: Settings,
+    *,
+    layout: Path | None = None,
+    report_dir: Path | None = None,
+) -> list[AnalysedPlate]:
+    source = Path(path)
+    export = read_export(source)
+    return analyze_export(source, export, settings, layout=layout, report_dir=report_dir)

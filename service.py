@@ -1,0 +1,323 @@
+"""The ``platewatch`` command. Thin: it parses options, composes the pieces, prints.
+
+Exit codes: 0 ok, 1 a finding the user asked to fail on (``--fail-on``), 2 bad input or
+usage. Errors are one line on stderr naming the file and the cause. ``--json`` prints one
+JSON object per line, one per input (DESIGN.md §5.1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import numpy as np
+import pandas as pd
+
+from errors import PlatewatchError
+
+EXIT_FINDING = 1
+EXIT_BAD_INPUT = 2
+FAIL_LEVELS = ("warn", "fail")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf → null, numpy scalars → Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def emit(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(_clean(obj), ensure_ascii=False, separators=(",", ":")))
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"platewatch: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _load_settings(config: Path | None) -> Any:
+    from config import load_config
+
+    try:
+        return load_config(config)
+    except PlatewatchError as exc:
+        fail(str(exc))
+
+
+class _Group(click.Group):
+    """Usage errors exit 2 (click's default too) with one line."""
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="platewatch")
+def cli() -> None:
+    """platewatch: capture plate-reader exports, analyse them, flag failed plates.
+
+    Start with `platewatch analyze PLATE --layout LAYOUT --report out/`.
+    """
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSONL).")
+def parse(files: tuple[Path, ...], as_json: bool) -> None:
+    """Read plate-reader exports and show what was read.
+
+    The format is found from the content, never the file name. Non-numeric wells keep
+    their raw token (OVRFLW, MISSED, …) and a status.
+    """
+    from acquisition.formats import read_export
+    from acquisition.pipeline import sha256_of
+
+    status = 0
+    for path in files:
+        try:
+            data = path.read_bytes()
+            export = read_export(path, data)
+        except PlatewatchError as exc:
+            status = EXIT_BAD_INPUT
+            click.echo(f"platewatch: {exc}", err=True)
+            if as_json:
+                emit({"path": str(path), "error": exc.message})
+            continue
+        except OSError as exc:
+            status = EXIT_BAD_INPUT
+            click.echo(f"platewatch: {path}: {exc.strerror}", err=True)
+            if as_json:
+                emit({"path": str(path), "error": str(exc.strerror)})
+            continue
+        record = {
+            "path": str(path),
+            "sha256": sha256_of(data),
+            "format": export.format,
+            "instrument": export.instrument,
+            "plates": [
+                {"plate": p.plate_id, "barcode": p.barcode, "reads": [r.to_dict() for r in p.reads]}
+                for p in export.plates
+            ],
+            "metadata": export.metadata,
+        }
+        if as_json:
+            emit(record)
+            continue
+        click.echo(f"{path}: {export.format}, {export.instrument.get('model') or 'unknown reader'}")
+        for p in export.plates:
+            for r in p.reads:
+                bad = int((r.status != "ok").sum())
+                when = f" t={r.time_s:g}s" if r.time_s is not None else ""
+                click.echo(
+                    f"  {p.plate_id}: {r.label or 'read'} {r.wavelength_nm or '?'} nm{when} "
+                    f"{r.shape[0]}x{r.shape[1]}, {bad} well(s) not ok"
+                )
+    sys.exit(status)
+
+
+@cli.command()
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--dose", required=True, help="Column with the dose/concentration (0 = control).")
+@click.option("--response", required=True, help="Column with the response.")
+@click.option(
+    "--group", "groups", multiple=True, help="Column(s) that split the table into curves."
+)
+@click.option(
+    "--shared",
+    default="",
+    help="Fit the groups jointly, sharing these parameters (e.g. 'c,d' as drc's pmodels).",
+)
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (thresholds).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per curve (JSONL).")
+def fit(
+    table: Path,
+    dose: str,
+    response: str,
+    groups: tuple[str, ...],
+    shared: str,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    """Fit LL.4 dose-response curves to a plain CSV/TSV table (drc's LL.4, exactly)."""
+    from acquisition.pipeline import response_rules
+    from analysis.doseresponse import fit_ll4
+    from analysis.jointfit import fit_ll4_joint
+
+    settings = _load_settings(config)
+    rules = response_rules(settings)
+    level = settings.analysis.confidence_level
+    try:
+        frame = pd.read_csv(table, sep=None, engine="python")
+    except FileNotFoundError:
+        fail(f"{table}: file not found")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        fail(f"{table}: not a readable table ({type(exc).__name__})")
+    missing = [c for c in (dose, response, *groups) if c not in frame.columns]
+    if missing:
+        fail(f"{table}: no column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})")
+    for col in (dose, response):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    shared_params = tuple(p.strip() for p in shared.split(",") if p.strip())
+    keys = list(groups)
+    parts = list(frame.groupby(keys, sort=False)) if keys else [((), frame)]
+    results: list[tuple[dict[str, Any], Any]] = []
+    try:
+        if shared_params and keys:
+            label = frame[keys].astype(str).agg("|".join, axis=1)
+            joint = fit_ll4_joint(
+                frame[dose], frame[response], label, shared=shared_params, rules=rules, level=level
+            )
+            for key, part in parts:
+                k = key if isinstance(key, tuple) else (key,)
+                results.append((dict(zip(keys, k, strict=True)), joint["|".join(map(str, k))]))
+        else:
+            for key, part in parts:
+                k = key if isinstance(key, tuple) else (key,)
+                results.append(
+                    (
+                        dict(zip(keys, k, strict=True)),
+                        fit_ll4(part[dose], part[response], rules=rules, level=level),
+                    )
+                )
+    except ValueError as exc:
+        fail(f"{table}: {exc}")
+    for group, result in results:
+        record = {"group": group, **result.to_dict()}
+        if as_json:
+            emit(record)
+        else:
+            name = ", ".join(f"{k}={v}" for k, v in group.items()) or table.name
+            ci = f" [{result.ic50_ci[0]:.4g}, {result.ic50_ci[1]:.4g}]" if result.ic50_ci else ""
+            q = result.ic50_qualifier if result.ic50_qualifier != "=" else ""
+            click.echo(
+                f"{name}: IC50 {q}{result.ic50:.5g}{ci}  b={result.b:.4g} c={result.c:.4g} "
+                f"d={result.d:.4g}  response={result.response}  p={result.no_effect_p:.3g}"
+            )
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--layout", type=click.Path(path_type=Path), help="Plate layout (wellmap TOML or CSV)."
+)
+@click.option(
+    "--report", "report_dir", type=click.Path(path_type=Path), help="Write PNG + HTML reports here."
+)
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="Config file (thresholds, wavelengths)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plate (JSONL).")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    help="Exit 1 when a plate's verdict reaches 'warn' or 'fail', or when a flag code given here is raised.",
+)
+def analyze(
+    files: tuple[Path, ...],
+    layout: Path | None,
+    report_dir: Path | None,
+    config: Path | None,
+    as_json: bool,
+    fail_on: tuple[str, ...],
+) -> None:
+    """Analyse plates: blank correction, % of untreated, LL.4 fits, QC flags, a verdict.
+
+    The layout is the file's sidecar `<stem>.layout.toml` if there is one, else --layout.
+    """
+    from acquisition.pipeline import analyze_file
+
+    settings = _load_settings(config)
+    status = 0
+    found = False
+    for path in files:
+        try:
+            analysed = analyze_file(path, settings, layout=layout, report_dir=report_dir)
+        except PlatewatchError as exc:
+            status = EXIT_BAD_INPUT
+            click.echo(f"platewatch: {exc}", err=True)
+            if as_json:
+                emit({"path": str(path), "error": exc.message})
+            continue
+        for item in analysed:
+            result = item.result
+            record = result.to_dict(str(path))
+            record["layout"] = item.layout_source
+            if _fails(result.verdict, [f.code for f in result.flags], fail_on):
+                found = True
+            if as_json:
+                emit(record)
+                continue
+            click.echo(f"{path} [{item.plate.plate_id}]: {result.verdict.upper()}")
+            for curve in result.curves:
+                f = curve.fit
+                q = f.ic50_qualifier if f.ic50_qualifier != "=" else ""
+                ci = f" (95 % CI {f.ic50_ci[0]:.3g}–{f.ic50_ci[1]:.3g})" if f.ic50_ci else ""
+                ic50 = f"{q}{f.ic50:.3g}" if f.ic50 is not None else "n/a"
+                click.echo(
+                    f"  {curve.label}: IC50 {ic50} {curve.unit or ''}{ci}, response {f.response}"
+                )
+            for flag in result.flags:
+                click.echo(f"  [{flag.severity}] {flag.code}: {flag.message}")
+            if result.report:
+                click.echo(f"  report: {result.report['html']}")
+    if status:
+        sys.exit(status)
+    sys.exit(EXIT_FINDING if found else 0)
+
+
+def _fails(verdict: str, codes: list[str], fail_on: tuple[str, ...]) -> bool:
+    for item in fail_on:
+        if item in FAIL_LEVELS:
+            if verdict == "fail" or (item == "warn" and verdict == "warn"):
+                return True
+        elif item in codes:
+            return True
+    return False
+
+
+@cli.command()
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/reports"),
+    show_default=True,
+)
+def demo(report_dir: Path) -> None:
+    """Analyse the example plates shipped in examples/ and write their reports.
+
+    (The daemon demo — a simulated instrument feeding the real service — replaces this
+    when the daemon lands.)
+    """
+    from acquisition.pipeline import analyze_file
+
+    root = Path(__file__).resolve().parent
+    settings = _load_settings(None)
+    layout = root / "config" / "layouts" / "mtt-96.toml"
+    for path in sorted((root / "examples").glob("mtt_*.txt")):
+        try:
+            analysed = analyze_file(path, settings, layout=layout, report_dir=report_dir)
+        except PlatewatchError as exc:
+            fail(str(exc))
+        for item in analysed:
+            r = item.result
+            codes = ", ".join(f"{f.code}({f.severity})" for f in r.flags) or "no flags"
+            click.echo(f"{path.name}: {r.verdict.upper()} — {codes}")
+            click.echo(f"  report: {r.report.get('html')}")
+
+
+def main() -> None:
+    cli(prog_name="platewatch")
+
+
+if __name__ == "__main__":
+    main()
