@@ -175,7 +175,7 @@ def fit(
             joint = fit_ll4_joint(
                 frame[dose], frame[response], label, shared=shared_params, rules=rules, level=level
             )
-            for key, part in parts:
+            for key, _part in parts:
                 k = key if isinstance(key, tuple) else (key,)
                 results.append((dict(zip(keys, k, strict=True)), joint["|".join(map(str, k))]))
         else:

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from scipy import optimize, special
 
 Array = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 Response = Literal["yes", "partial", "none"]
 Qualifier = Literal["=", ">", "<"]
 
@@ -84,7 +85,7 @@ class LL4Fit:
         mean = self.predict(x)
         if self.vcov is None or self.df <= 0 or not np.all(np.isfinite(self.vcov)):
             return mean, mean
-        zero = x <= 0
+        zero: Mask = x <= 0
         with np.errstate(divide="ignore"):
             lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
         jac = jacobian(lx, zero, np.array([self.b, self.c, self.d, math.log(self.e)]))
@@ -144,7 +145,7 @@ def t_quantile(df: int, level: float = 0.95) -> float:
     return float(special.stdtrit(df, 0.5 + level / 2))
 
 
-def _g_terms(lx: Array, zero: Array, b: float, le: float) -> tuple[Array, Array, Array, Array]:
+def _g_terms(lx: Array, zero: Mask, b: float, le: float) -> tuple[Array, Array, Array, Array]:
     """g, dg/dz, d²g/dz² and u = ln x − ln e, with the x = 0 limits filled in."""
     u = np.where(zero, 0.0, lx - le)
     with np.errstate(over="ignore"):
@@ -155,19 +156,19 @@ def _g_terms(lx: Array, zero: Array, b: float, le: float) -> tuple[Array, Array,
     return g, g1, g2, u
 
 
-def jacobian(lx: Array, zero: Array, p: Array) -> Array:
+def jacobian(lx: Array, zero: Mask, p: Array) -> Array:
     b, c, d, le = p
     g, g1, _, u = _g_terms(lx, zero, b, le)
     return np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
 
 
-def residuals(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+def residuals(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
     b, c, d, le = p
     g = _g_terms(lx, zero, b, le)[0]
     return np.asarray(c + (d - c) * g - y, dtype=float)
 
 
-def hessian_rss(lx: Array, zero: Array, y: Array, p: Array) -> Array:
+def hessian_rss(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
     """The exact (observed) Hessian of RSS in (b, c, d, log e)."""
     b, c, d, le = p
     g, g1, g2, u = _g_terms(lx, zero, b, le)
@@ -185,7 +186,7 @@ def hessian_rss(lx: Array, zero: Array, y: Array, p: Array) -> Array:
     return np.asarray(2.0 * (jac.T @ jac + np.einsum("i,ijk->jk", r, second)), dtype=float)
 
 
-def _grid_starts(lx: Array, zero: Array, y: Array, n_best: int) -> list[Array]:
+def _grid_starts(lx: Array, zero: Mask, y: Array, n_best: int) -> list[Array]:
     """Variable projection over a (b, log e) grid: c and d are linear given b and e."""
     pos = lx[~zero]
     lo, hi = float(pos.min()), float(pos.max())
@@ -210,7 +211,7 @@ def _grid_starts(lx: Array, zero: Array, y: Array, n_best: int) -> list[Array]:
     return [np.array([bb[i], c[i], d[i], ll[i]]) for i in order if np.isfinite(rss[i])]
 
 
-def _self_start(lx: Array, zero: Array, y: Array) -> Array | None:
+def _self_start(lx: Array, zero: Mask, y: Array) -> Array | None:
     """drc's LL.4 self-starter: plateaus just outside the data, then a logit regression."""
     rng = float(y.max() - y.min())
     if rng <= 0:
@@ -230,7 +231,7 @@ def _self_start(lx: Array, zero: Array, y: Array) -> Array | None:
     return np.array([slope, c0, d0, -intercept / slope])
 
 
-def _polish(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, bool]:
+def _polish(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, bool]:
     def fun(p: Array) -> Array:
         return residuals(lx, zero, y, p)
 
@@ -263,7 +264,7 @@ def _degenerate(p: Array, y: Array, lx_pos: Array) -> bool:
     return not bool(np.all(np.isfinite(p)) and np.all(p >= lower) and np.all(p <= upper))
 
 
-def _bounded(lx: Array, zero: Array, y: Array, p0: Array) -> tuple[Array, float, bool]:
+def _bounded(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, bool]:
     lower, upper = _bounds(y, lx[~zero])
     starts = [np.clip(p0, lower + 1e-9, upper - 1e-9)] + [
         np.clip(s, lower + 1e-9, upper - 1e-9) for s in _grid_starts(lx, zero, y, 2)
@@ -374,7 +375,7 @@ def fit_ll4(
         except np.linalg.LinAlgError:
             vcov_log = np.full((4, 4), np.nan)
         scale = np.array([1.0, 1.0, 1.0, fit.e])
-        vcov = vcov_log * np.outer(scale, scale)
+        vcov: Array = np.asarray(vcov_log * np.outer(scale, scale), dtype=float)
         diag = np.diag(vcov)
         fit.vcov = vcov
         fit.se = {

@@ -11,6 +11,7 @@ from scipy import optimize
 
 from analysis.doseresponse import (
     Array,
+    Mask,
     LL4Fit,
     ResponseRules,
     classify,
@@ -70,7 +71,7 @@ def fit_ll4_joint(
         lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
 
     def fun(t: Array) -> Array:
-        out = np.empty_like(y)
+        out: Array = np.empty_like(y)
         for rows, idx in members:
             out[rows] = residuals(lx[rows], zero[rows], y[rows], t[idx])
         return out

@@ -15,14 +15,13 @@ import re
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from analysis.assay import PlateResult  # noqa: E402
-from analysis.model import parse_well, row_label  # noqa: E402
+from analysis.assay import PlateResult
+from analysis.model import parse_well, row_label
 
 _SEVERITY_COLOUR = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 _VERDICT_COLOUR = {"pass": "#2ca02c", "warn": "#ff7f0e", "fail": "#d62728"}
@@ -35,12 +34,11 @@ def safe_stem(name: str) -> str:
     return stem[:120]
 
 
-def render_figure(result: PlateResult, title: str) -> plt.Figure:
-    plate = result.plate
+def render_figure(result: PlateResult, title: str) -> Figure:
     lines = list(dict.fromkeys(c.cell_line for c in result.curves)) or [None]
-    fig = plt.figure(figsize=(6.5 + 4.2 * len(lines), 5.2), dpi=110)
+    fig = Figure(figsize=(6.5 + 4.2 * len(lines), 5.2), dpi=110)
     grid = fig.add_gridspec(1, 1 + len(lines), width_ratios=[1.5] + [1.0] * len(lines))
-    _heatmap(fig.add_subplot(grid[0, 0]), result)
+    _heatmap(fig, fig.add_subplot(grid[0, 0]), result)
     for k, line in enumerate(lines):
         _curves(fig.add_subplot(grid[0, 1 + k]), result, line)
     colour = _VERDICT_COLOUR[result.verdict]
@@ -48,16 +46,15 @@ def render_figure(result: PlateResult, title: str) -> plt.Figure:
         f"{title} — {result.verdict.upper()}", color=colour, fontsize=13, fontweight="bold"
     )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    del plate
     return fig
 
 
-def _heatmap(ax: plt.Axes, result: PlateResult) -> None:
+def _heatmap(fig: Figure, ax: Axes, result: PlateResult) -> None:
     plate = result.plate
     rows, cols = plate.shape
     values = np.where(plate.status == "ok", plate.primary.values, np.nan).astype(float)
     image = ax.imshow(values, cmap="viridis", aspect="equal")
-    ax.figure.colorbar(image, ax=ax, fraction=0.035, pad=0.02, label=f"OD {plate.primary.label}")
+    fig.colorbar(image, ax=ax, fraction=0.035, pad=0.02, label=f"OD {plate.primary.label}")
     ax.set_xticks(range(cols), [str(c + 1) for c in range(cols)], fontsize=7)
     ax.set_yticks(range(rows), [row_label(r) for r in range(rows)], fontsize=7)
     ax.tick_params(length=0)
@@ -84,14 +81,14 @@ def _heatmap(ax: plt.Axes, result: PlateResult) -> None:
         )
 
 
-def _curves(ax: plt.Axes, result: PlateResult, line: str | None) -> None:
+def _curves(ax: Axes, result: PlateResult, line: str | None) -> None:
     curves = [c for c in result.curves if c.cell_line == line]
     ax.set_title(f"{line or 'all wells'}", fontsize=10)
     ax.set_xscale("log")
     ax.set_ylabel("viability, % of untreated")
     ax.axhline(100, color="0.8", lw=0.8)
     ax.axhline(50, color="0.8", lw=0.8, ls=":")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, curve in enumerate(curves):
         fit, colour = curve.fit, colours[k % len(colours)]
         pos = curve.doses > 0
@@ -149,7 +146,6 @@ def write_report(
     page = folder / f"{stem}.html"
     fig = render_figure(result, name)
     fig.savefig(png)
-    plt.close(fig)
     page.write_text(_html(result, name, source, png.read_bytes()), encoding="utf-8")
     return {"png": str(png), "html": str(page)}
 

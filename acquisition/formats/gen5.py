@@ -190,11 +190,11 @@ def _read_grid(
         if not _is_raw_read(label, plate.read_names):
             plate.derived.append(label)
             continue
-        cells = datasets[label]
-        shape = _plate_shape(plate.header, max(r for r, _, _ in cells), max(c for _, c, _ in cells))
+        wells = datasets[label]
+        shape = _plate_shape(plate.header, max(r for r, _, _ in wells), max(c for _, c, _ in wells))
         plate.reads.append(
             grid_to_read(
-                cells,
+                wells,
                 rows=shape[0] if shape else None,
                 cols=shape[1] if shape else None,
                 label=label,

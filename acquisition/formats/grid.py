@@ -135,11 +135,11 @@ def _bare_blocks(rows: list[list[str]], decimal_comma: bool) -> list[PlateRead]:
                 and all(w == ncols for w in block)
                 and (i + nrows >= len(rows) or widths[i + nrows] != ncols)
             ):
-                cells = [(r, c, rows[i + r][c]) for r in range(nrows) for c in range(ncols)]
+                block_cells = [(r, c, rows[i + r][c]) for r in range(nrows) for c in range(ncols)]
                 label = _title_above(rows, i, 0)
                 reads.append(
                     grid_to_read(
-                        cells,
+                        block_cells,
                         rows=nrows,
                         cols=ncols,
                         decimal_comma=decimal_comma,
