@@ -11,7 +11,6 @@ from scipy import optimize
 
 from analysis.doseresponse import (
     Array,
-    Mask,
     LL4Fit,
     ResponseRules,
     classify,

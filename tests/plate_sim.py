@@ -36,6 +36,14 @@ class Defects:
     inactive_drug: bool = False  # no line responds
 
 
+def gradient_for_half_ratio(ratio: float, n: int) -> float:
+    """The end-to-end gradient whose far half reads ``ratio`` × the near half (n positions)."""
+    pos = np.arange(n) / (n - 1)
+    near, far = pos[: n // 2].mean(), pos[n // 2 :].mean()
+    # (1 + g(0.5 - far)) / (1 + g(0.5 - near)) = ratio, solved for g
+    return float((1 - ratio) / (ratio * (0.5 - near) - (0.5 - far)))
+
+
 @dataclass
 class SimulatedPlate:
     read: PlateRead

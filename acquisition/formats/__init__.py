@@ -80,7 +80,6 @@ def _text_head(sample: Sample, limit: int = 4000) -> str:
 
 
 UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = (
-    ("FCS file (cytometry comes with the cytometry issue)", lambda h, s: s.data[:3] == b"FCS"),
     ("SoftMax Pro text export", lambda h, s: "##BLOCKS" in h),
     ("BioTek Gen5 workbook (xlsx)", lambda h, s: s.is_zip and "Software Version" in h),
     ("BMG MARS export", lambda h, s: "Test run no." in h),
@@ -102,6 +101,12 @@ UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = (
 
 
 def _refuse_unsupported(sample: Sample) -> bool:
+    if sample.data[:3] == b"FCS" and sample.data[3:6].replace(b".", b"").isdigit():
+        raise FormatError(
+            "an FCS cytometry file: plate analysis cannot read it (cytometry support is "
+            "not built yet)",
+            source=sample.path,
+        )
     try:
         head = _text_head(sample)
     except FormatError:
