@@ -77,25 +77,19 @@ def parse(files: tuple[Path, ...], as_json: bool) -> None:
     The format is found from the content, never the file name. Non-numeric wells keep
     their raw token (OVRFLW, MISSED, …) and a status.
     """
-    from acquisition.formats import read_export
+    from acquisition.formats import load_bytes, read_export
     from acquisition.pipeline import sha256_of
 
     status = 0
     for path in files:
         try:
-            data = path.read_bytes()
+            data = load_bytes(path)
             export = read_export(path, data)
         except PlatewatchError as exc:
             status = EXIT_BAD_INPUT
             click.echo(f"platewatch: {exc}", err=True)
             if as_json:
                 emit({"path": str(path), "error": exc.message})
-            continue
-        except OSError as exc:
-            status = EXIT_BAD_INPUT
-            click.echo(f"platewatch: {path}: {exc.strerror}", err=True)
-            if as_json:
-                emit({"path": str(path), "error": str(exc.strerror)})
             continue
         record = {
             "path": str(path),

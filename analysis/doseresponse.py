@@ -85,9 +85,7 @@ class LL4Fit:
         mean = self.predict(x)
         if self.vcov is None or self.df <= 0 or not np.all(np.isfinite(self.vcov)):
             return mean, mean
-        zero: Mask = x <= 0
-        with np.errstate(divide="ignore"):
-            lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+        lx, zero = log_dose(x)
         jac = jacobian(lx, zero, np.array([self.b, self.c, self.d, math.log(self.e)]))
         jac[:, 3] /= self.e  # d/de = d/dlog(e) / e
         var = np.einsum("ij,jk,ik->i", jac, self.vcov, jac)
@@ -145,12 +143,22 @@ def t_quantile(df: int, level: float = 0.95) -> float:
     return float(special.stdtrit(df, 0.5 + level / 2))
 
 
+ZERO_LOG = -1.0e6  # ln(0) stand-in: exp(b·(ZERO_LOG − ln e)) is exactly 0 or inf for |b| > 1e-3
+
+
+def log_dose(dose: Array) -> tuple[Array, Mask]:
+    """ln(dose), with dose 0 (the untreated control) mapped to ZERO_LOG, and the zero mask."""
+    zero: Mask = dose <= 0
+    with np.errstate(divide="ignore"):
+        lx = np.where(zero, ZERO_LOG, np.log(np.where(zero, 1.0, dose)))
+    return np.asarray(lx, dtype=float), zero
+
+
 def _g_terms(lx: Array, zero: Mask, b: float, le: float) -> tuple[Array, Array, Array, Array]:
-    """g, dg/dz, d²g/dz² and u = ln x − ln e, with the x = 0 limits filled in."""
-    u = np.where(zero, 0.0, lx - le)
-    with np.errstate(over="ignore"):
-        g = 1.0 / (1.0 + np.exp(np.clip(b * u, -700.0, 700.0)))
-    g = np.where(zero, 1.0 if b > 0 else 0.0, g)
+    """g, dg/dz, d²g/dz² and u = ln x − ln e. At ZERO_LOG, g is exactly 0 or 1 and its
+    derivatives exactly 0, so the dose-0 limits need no masks."""
+    u = lx - le
+    g = special.expit(-b * u)
     g1 = -g * (1.0 - g)
     g2 = -g1 * (1.0 - 2.0 * g)
     return g, g1, g2, u
@@ -305,7 +313,7 @@ def fit_ll4(
     control: float | None = None,
     rules: ResponseRules | None = None,
     level: float = 0.95,
-    n_starts: int = 2,
+    n_starts: int = 1,
 ) -> LL4Fit:
     """Fit LL.4 to individual observations (``dose`` ≥ 0; 0 is the untreated control).
 
@@ -328,9 +336,7 @@ def fit_ll4(
         fit.message = f"too few points to fit ({n} wells, {len(np.unique(pos))} positive doses)"
         return _classify_unfitted(fit, x, y, control)
 
-    zero = x <= 0
-    with np.errstate(divide="ignore"):
-        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+    lx, zero = log_dose(x)
     starts = _grid_starts(lx, zero, y, n_starts)
     drc = _self_start(lx, zero, y)
     if drc is not None:

@@ -17,6 +17,7 @@ from analysis.doseresponse import (
     fit_ll4,
     hessian_rss,
     jacobian,
+    log_dose,
     residuals,
 )
 
@@ -65,9 +66,7 @@ def fit_ll4_joint(
                 index[g][k] = len(theta)
                 theta.append(v)
     members = [(np.flatnonzero(grp == g), np.array(index[g])) for g in labels]
-    zero = x <= 0
-    with np.errstate(divide="ignore"):
-        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, x)))
+    lx, zero = log_dose(x)
 
     def fun(t: Array) -> Array:
         out: Array = np.empty_like(y)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import string
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -60,6 +61,7 @@ def well_name(row: int, col: int) -> str:
     return f"{row_label(row)}{col + 1}"
 
 
+@lru_cache(maxsize=8192)
 def parse_well(name: str) -> tuple[int, int]:
     """'B7' / 'b07' / 'B 7' → (1, 6). Raises ValueError for anything that is not a well."""
     text = name.strip().replace(" ", "")

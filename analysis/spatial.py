@@ -22,7 +22,7 @@ import numpy.typing as npt
 from scipy import optimize, special
 
 from analysis.curves import Curve
-from analysis.doseresponse import ll4
+from analysis.doseresponse import ll4, log_dose
 from analysis.model import Flag, parse_well, well_name
 from analysis.plate import NormalisedPlate
 from analysis.stats import mann_whitney_p, median_polish
@@ -153,16 +153,12 @@ def gradient_model(plate: NormalisedPlate, curves: list[Curve]) -> dict[str, flo
         f = curves[k].fit
         start += [f.b, f.c, f.d, math.log(f.e) if f.e > 0 else 0.0]
     theta0 = np.array([*start, 0.0, 0.0])
-    zero = dose <= 0
-    with np.errstate(divide="ignore"):
-        lx = np.where(zero, 0.0, np.log(np.where(zero, 1.0, dose)))
+    lx, _ = log_dose(dose)
 
     def model(theta: Array) -> Array:
         p = theta[:-2].reshape(-1, 4)[which]
         b, c, d, le = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
-        with np.errstate(over="ignore"):
-            g = 1.0 / (1.0 + np.exp(np.clip(b * (lx - le), -700, 700)))
-        g = np.where(zero, np.where(b > 0, 1.0, 0.0), g)
+        g = special.expit(-b * (lx - le))
         return np.asarray((c + (d - c) * g) * (1.0 + theta[-2] * gx + theta[-1] * gy), dtype=float)
 
     # MTT noise is mostly multiplicative: weight each well by its relative error, with a

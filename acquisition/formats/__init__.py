@@ -151,21 +151,29 @@ def sniff(sample: Sample) -> Reader:
     )
 
 
+def load_bytes(path: str | Path) -> bytes:
+    """The file's bytes; FormatError with a plain cause when it cannot be read."""
+    source = Path(path)
+    try:
+        size = source.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise FormatError(f"{size} bytes is too large for a plate export", source=source)
+        return source.read_bytes()
+    except FileNotFoundError:
+        raise FormatError("file not found", source=source) from None
+    except IsADirectoryError:
+        raise FormatError("is a directory", source=source) from None
+    except PermissionError:
+        raise FormatError("permission denied", source=source) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror}", source=source) from None
+
+
 def read_export(path: str | Path, data: bytes | None = None) -> ExportFile:
     """Read one export file. Raises FormatError (IncompleteFileError while half-written)."""
     source = Path(path)
     if data is None:
-        try:
-            size = source.stat().st_size
-            if size > MAX_TEXT_BYTES:
-                raise FormatError(f"{size} bytes is too large for a plate export", source=source)
-            data = source.read_bytes()
-        except FileNotFoundError:
-            raise FormatError("file not found", source=source) from None
-        except IsADirectoryError:
-            raise FormatError("is a directory", source=source) from None
-        except PermissionError:
-            raise FormatError("permission denied", source=source) from None
+        data = load_bytes(source)
     sample = Sample(path=source, data=data)
     reader = sniff(sample)
     export = reader.read(sample)
