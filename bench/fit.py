@@ -38,7 +38,7 @@ def make_curves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _ll4_for_curve_fit(x: np.ndarray, b: float, c: float, d: float, e: float) -> np.ndarray:
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return c + (d - c) / (1 + np.exp(b * (np.log(x) - np.log(abs(e) + 1e-300))))
+        return np.asarray(c + (d - c) / (1 + np.exp(b * (np.log(x) - np.log(abs(e) + 1e-300)))))
 
 
 def run_platewatch(ys: np.ndarray) -> list[float]:

@@ -52,7 +52,10 @@ class SimulatedPlate:
     signal: float = 0.0
 
 
-DEFAULT_TRUTH = {"REH": Truth(b=1.2, c=5.0, e=0.8), "MOLT-4P": Truth(b=1.5, c=3.0, e=0.004)}
+DEFAULT_TRUTH: dict[str | None, Truth] = {
+    "REH": Truth(b=1.2, c=5.0, e=0.8),
+    "MOLT-4P": Truth(b=1.5, c=3.0, e=0.004),
+}
 
 
 def simulate_plate(
@@ -70,15 +73,15 @@ def simulate_plate(
 ) -> SimulatedPlate:
     rng = np.random.default_rng(seed)
     defects = defects or Defects()
-    truth = dict(truth or DEFAULT_TRUTH)
+    chosen: dict[str | None, Truth] = dict(truth or DEFAULT_TRUTH)
     if jitter_truth:
-        truth = {
+        chosen = {
             k: replace(
                 t,
                 e=t.e * math.exp(rng.uniform(-0.5, 0.5)),
                 b=t.b * math.exp(rng.uniform(-0.3, 0.3)),
             )
-            for k, t in truth.items()
+            for k, t in chosen.items()
         }
     signal = float(rng.uniform(0.5, 1.2))
     values = np.full((rows, cols), np.nan)
@@ -108,7 +111,7 @@ def simulate_plate(
                 elif role == "untreated" or defects.inactive_drug:
                     v = 100.0
                 else:
-                    t = truth.get(spec.cell_line if spec else None, Truth(1.0, 5.0, 1.0))
+                    t = chosen.get(spec.cell_line if spec else None, Truth(1.0, 5.0, 1.0))
                     dose = spec.conc or 0.0 if spec else 0.0
                     v = t.c + (100.0 - t.c) / (1.0 + (dose / t.e) ** t.b) if dose > 0 else 100.0
                 od = blank_od + signal * v / 100.0 * cell_factor[r, c] * (1 + rng.normal(0, cv))
@@ -131,7 +134,7 @@ def simulate_plate(
             read.status[r, c] = WellStatus.OVERFLOW
             read.raw_tokens[str(name)] = "OVRFLW"
             planted.append(str(name))
-    return SimulatedPlate(read=read, truth=truth, planted_wells=planted, signal=signal)
+    return SimulatedPlate(read=read, truth=chosen, planted_wells=planted, signal=signal)
 
 
 def to_gen5_text(
