@@ -1,0 +1,1 @@
+"""What people see: alerts (apprise, outbox), the dashboard and metrics — later issues."""
