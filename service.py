@@ -46,6 +46,14 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def _bad_input(path: Path, exc: PlatewatchError, as_json: bool) -> int:
+    """One line on stderr (and a JSON error record); the exit status it calls for."""
+    click.echo(f"platewatch: {exc}", err=True)
+    if as_json:
+        emit({"path": str(path), "error": exc.message})
+    return EXIT_BAD_INPUT
+
+
 def _load_settings(config: Path | None) -> Any:
     from config import load_config
 
@@ -86,10 +94,7 @@ def parse(files: tuple[Path, ...], as_json: bool) -> None:
             data = load_bytes(path)
             export = read_export(path, data)
         except PlatewatchError as exc:
-            status = EXIT_BAD_INPUT
-            click.echo(f"platewatch: {exc}", err=True)
-            if as_json:
-                emit({"path": str(path), "error": exc.message})
+            status = _bad_input(path, exc, as_json)
             continue
         record = {
             "path": str(path),
@@ -236,10 +241,7 @@ def analyze(
         try:
             analysed = analyze_file(path, settings, layout=layout, report_dir=report_dir)
         except PlatewatchError as exc:
-            status = EXIT_BAD_INPUT
-            click.echo(f"platewatch: {exc}", err=True)
-            if as_json:
-                emit({"path": str(path), "error": exc.message})
+            status = _bad_input(path, exc, as_json)
             continue
         for item in analysed:
             result = item.result

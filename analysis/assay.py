@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from analysis.curves import Curve, ReferenceRange, curve_flags, fit_curves
 from analysis.doseresponse import ResponseRules
@@ -12,7 +12,11 @@ from analysis.layout import Layout
 from analysis.model import SEVERITY_RANK, Flag, PlateRead, Verdict, verdict_of
 from analysis.plate import NormalisedPlate, choose_reads, normalise
 from analysis.qc import QCThresholds, control_flags, replicate_flags, well_status_flags
-from analysis.spatial import spatial_flags
+from analysis.spatial import SpatialThresholds, spatial_flags
+
+
+class PlateThresholds(QCThresholds, SpatialThresholds, Protocol):
+    """Every threshold a plate analysis reads (config.schema.QCSettings satisfies this)."""
 
 
 @dataclass
@@ -41,7 +45,7 @@ class PlateResult:
 def analyze_plate(
     reads: list[PlateRead],
     layout: Layout,
-    qc: QCThresholds,
+    qc: PlateThresholds,
     *,
     rules: ResponseRules | None = None,
     wavelength_nm: float = 570.0,

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -34,19 +34,7 @@ Role = Literal[
     "pi_only",
     "sample",
 ]
-ROLES: frozenset[str] = frozenset(
-    [
-        "blank",
-        "untreated",
-        "treated",
-        "positive_control",
-        "empty",
-        "unstained",
-        "annexin_only",
-        "pi_only",
-        "sample",
-    ]
-)
+ROLES: frozenset[str] = frozenset(get_args(Role))
 CELL_ROLES: frozenset[str] = frozenset(["untreated", "treated", "positive_control"])
 
 _UNIT_SPELLING = {
