@@ -8,15 +8,15 @@ JSON object per line, one per input (DESIGN.md §5.1).
 from __future__ import annotations
 
 import json
-import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import numpy as np
 import pandas as pd
 
+from analysis.model import jsonable
 from errors import PlatewatchError
 
 EXIT_FINDING = 1
@@ -24,21 +24,8 @@ EXIT_BAD_INPUT = 2
 FAIL_LEVELS = ("warn", "fail")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf → null, numpy scalars → Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def emit(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(_clean(obj), ensure_ascii=False, separators=(",", ":")))
+    click.echo(json.dumps(jsonable(obj), ensure_ascii=False, separators=(",", ":")))
 
 
 def fail(message: str) -> NoReturn:
@@ -278,6 +265,146 @@ def _fails(verdict: str, codes: list[str], fail_on: tuple[str, ...]) -> bool:
         elif item in codes:
             return True
     return False
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Config file (default: the embedded config/platewatch.toml).",
+)
+
+
+@cli.command()
+@CONFIG_OPTION
+def run(config: Path | None) -> None:
+    """Run the daemon in the foreground (systemd runs this).
+
+    Watches the [[watch]] folders, captures every complete export into the archive,
+    analyses it in worker processes, stores the result and sends alerts. SIGTERM drains
+    in-flight jobs and exits 0; SIGHUP reloads the configuration.
+    """
+    from daemon import run_daemon
+
+    _load_settings(config)  # a bad config is one line and exit 2, before anything starts
+    try:
+        sys.exit(run_daemon(config))
+    except PlatewatchError as exc:
+        fail(str(exc))
+
+
+def _open(config: Path | None) -> tuple[Any, Any]:
+    from acquisition.store import open_store
+
+    settings = _load_settings(config)
+    try:
+        return settings, open_store(settings.store.url)
+    except PlatewatchError as exc:
+        fail(str(exc))
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(config: Path | None, as_json: bool) -> None:
+    """Health of a platewatch installation: watch folders, queue depth, last capture and error."""
+    from acquisition.store import last_capture, last_error, queue_depth
+
+    settings, store = _open(config)
+    try:
+        record = {
+            "store": store.engine.url.render_as_string(hide_password=True),
+            "watch": [
+                {
+                    "path": str(w.path),
+                    "instrument": w.instrument,
+                    "polling": w.polling,
+                    "exists": w.path.is_dir(),
+                }
+                for w in settings.watch
+            ],
+            "queue": queue_depth(store),
+            "last_capture": last_capture(store),
+            "last_error": last_error(store),
+        }
+    finally:
+        store.close()
+    if as_json:
+        emit(record)
+        return
+    click.echo(f"store: {record['store']}")
+    for w in record["watch"]:
+        click.echo(f"watch: {w['path']} ({w['instrument']}){'' if w['exists'] else '  MISSING'}")
+    click.echo(
+        "queue: " + (", ".join(f"{k} {v}" for k, v in sorted(record["queue"].items())) or "empty")
+    )
+    cap = record["last_capture"]
+    click.echo(
+        f"last capture: {cap['captured_at']} {cap['source_path']}" if cap else "last capture: none"
+    )
+    err = record["last_error"]
+    click.echo(f"last error: {err['last_error']}" if err else "last error: none")
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--limit", default=50, show_default=True, help="How many results, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per result (JSONL).")
+def results(config: Path | None, limit: int, as_json: bool) -> None:
+    """Stored results, newest first."""
+    from acquisition.store import list_results
+
+    _, store = _open(config)
+    try:
+        rows = list_results(store, limit)
+    finally:
+        store.close()
+    for row in rows:
+        if as_json:
+            emit(row)
+        else:
+            codes = ", ".join(f["code"] for f in row["flags"] if f["severity"] != "info") or "-"
+            click.echo(
+                f"{row['analyzed_at']}  {row['verdict'].upper():4s}  {row['instrument']}  {row['path']}  {codes}"
+            )
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option(
+    "--since", type=click.DateTime(), help="Only captures made on or after this date (UTC)."
+)
+def reprocess(config: Path | None, since: Any) -> None:
+    """Re-analyse archived captures (after a threshold or layout change), with a progress bar.
+
+    Adds a job per capture and runs them here; a running daemon picks up any left over.
+    """
+    from rich.progress import Progress
+
+    from acquisition.pipeline import references
+    from acquisition.queue import claim
+    from acquisition.reprocess import queue_reprocess
+    from acquisition.worker import Hooks, process_job
+    from monitoring.alerts import alert_for_quarantine, alerts_for_result
+
+    settings, store = _open(config)
+    done = 0
+    try:
+        job_ids = queue_reprocess(store, since)
+        table = references(settings)
+        hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
+        owner = f"reprocess/{os.getpid()}"
+        with Progress(transient=False) as progress:
+            task = progress.add_task("re-analysing", total=len(job_ids))
+            while done < len(job_ids):
+                job = claim(store, owner, settings.service.lease_seconds)
+                if job is None:
+                    break
+                process_job(store, job, settings, hooks, table)
+                done += 1
+                progress.advance(task)
+    finally:
+        store.close()
+    click.echo(f"re-analysed {done} of {len(job_ids)} capture(s)")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ It lives in ``analysis/`` because the analysis consumes it and everything upstre
 from __future__ import annotations
 
 import enum
+import math
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -172,3 +173,16 @@ class Flag:
 def verdict_of(flags: list[Flag]) -> Verdict:
     worst = max((SEVERITY_RANK[f.severity] for f in flags), default=0)
     return "fail" if worst == 2 else "warn" if worst == 1 else "pass"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: NaN/inf → None, numpy scalars → Python, tuples → lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -13,7 +13,15 @@ class _Strict(BaseModel):
 
 
 class ServiceSettings(_Strict):
-    state_dir: Path = Path("var")
+    state_dir: Path = Path("var")  # database (SQLite), archive/, quarantine/, reports/
+    instance: str = ""  # this daemon's name in shared stores; "" = the host name
+    workers: int = Field(2, ge=1, le=64)  # analysis processes
+    lease_seconds: float = Field(120.0, gt=0)  # a claimed job returns to the queue after this
+    max_attempts: int = Field(3, ge=1)  # then the job is dead and its file quarantined
+    rescan_seconds: float = Field(120.0, gt=0)  # periodic rescan of the watch folders
+    incomplete_wait_seconds: float = Field(
+        600.0, gt=0
+    )  # a file still incomplete after this is captured as is
 
 
 class StoreSettings(_Strict):
@@ -30,9 +38,25 @@ class WatchSettings(_Strict):
     ignore: list[str] = Field(default_factory=lambda: ["~$*", "*.tmp", "*.part"])
 
 
+SeverityName = Literal["info", "warning", "critical"]
+
+
+class AlertTarget(_Strict):
+    """An apprise URL with its own minimum severity."""
+
+    url: str
+    min_severity: SeverityName | None = None  # None: the [alerts] default
+
+
 class AlertSettings(_Strict):
-    urls: list[str] = Field(default_factory=list)
-    min_severity: Literal["info", "warning", "critical"] = "warning"
+    urls: list[str | AlertTarget] = Field(default_factory=list)  # apprise URLs
+    min_severity: SeverityName = "warning"
+    console: bool = True  # also log every alert on the daemon's console
+    jsonl: bool = True  # also append every alert to <state_dir>/alerts.jsonl
+    group_after: int = Field(5, ge=2)  # more alerts than this in one pass: one grouped message
+
+    def targets(self) -> list[AlertTarget]:
+        return [t if isinstance(t, AlertTarget) else AlertTarget(url=t) for t in self.urls]
 
 
 class ReaderSettings(_Strict):

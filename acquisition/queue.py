@@ -1,0 +1,165 @@
+"""Durable leased jobs in the store (DESIGN.md §6).
+
+A job is ``queued`` → ``running`` (leased to one worker until ``lease_expires_at``) →
+``done`` or, after ``max_attempts`` failures with exponential backoff, ``dead``. A lease
+that expires (its worker died) puts the job back in play. Completion is guarded: the
+worker's effects commit only if it still holds the lease, in the same transaction as the
+state change, so an analysis is never stored twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, case, or_, select, update
+
+from acquisition.store import Store, insert_row, jobs, now
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    capture_id: int
+    attempts: int
+    purpose: str
+    owner: str
+
+
+class LeaseLost(Exception):
+    """The job's lease expired and another worker owns it now: drop this attempt."""
+
+
+def enqueue(
+    conn: Connection, capture_id: int, purpose: str = "analyze", *, at: float | None = None
+) -> int:
+    """Add a job inside the caller's transaction (the capture's, so both commit together)."""
+    t = now() if at is None else at
+    return insert_row(
+        conn,
+        jobs,
+        capture_id=capture_id,
+        purpose=purpose,
+        state="queued",
+        attempts=0,
+        next_attempt_at=t,
+        created_at=t,
+        updated_at=t,
+    )
+
+
+def _claimable(t: float):  # type: ignore[no-untyped-def]
+    return or_(
+        and_(jobs.c.state == "queued", jobs.c.next_attempt_at <= t),
+        and_(jobs.c.state == "running", jobs.c.lease_expires_at < t),
+    )
+
+
+def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
+    """Lease the oldest claimable job to ``owner``; None when there is nothing to do."""
+    t = now()
+    pick = select(jobs.c.id).where(_claimable(t)).order_by(jobs.c.id).limit(1)
+    if not store.is_sqlite:
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == pick.scalar_subquery())
+        .values(
+            state="running",
+            lease_owner=owner,
+            lease_expires_at=t + lease_seconds,
+            attempts=jobs.c.attempts + 1,
+            updated_at=t,
+        )
+        .returning(jobs.c.id, jobs.c.capture_id, jobs.c.attempts, jobs.c.purpose)
+    )
+    with store.begin() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return Job(
+        id=int(row[0]),
+        capture_id=int(row[1]),
+        attempts=int(row[2]),
+        purpose=str(row[3]),
+        owner=owner,
+    )
+
+
+def complete(store: Store, job: Job, effects: Callable[[Connection], None]) -> None:
+    """Mark ``job`` done and run ``effects`` (store result, flags, alerts) in one transaction.
+
+    Raises LeaseLost (and commits nothing) when another worker has taken the job over.
+    """
+    with store.begin() as conn:
+        _finish(conn, job, state="done", error=None)
+        effects(conn)
+
+
+def fail(
+    store: Store,
+    job: Job,
+    error: str,
+    *,
+    max_attempts: int,
+    retryable: bool = True,
+    on_dead: Callable[[Connection], None] | None = None,
+) -> str:
+    """Record a failed attempt: back to the queue with backoff, or ``dead`` (then ``on_dead``)."""
+    dead = not retryable or job.attempts >= max_attempts
+    with store.begin() as conn:
+        if dead:
+            _finish(conn, job, state="dead", error=error)
+            if on_dead is not None:
+                on_dead(conn)
+        else:
+            delay = min(2.0 ** (job.attempts - 1), 300.0)
+            _finish(conn, job, state="queued", error=error, next_attempt_at=now() + delay)
+    return "dead" if dead else "queued"
+
+
+def _finish(
+    conn: Connection,
+    job: Job,
+    *,
+    state: str,
+    error: str | None,
+    next_attempt_at: float | None = None,
+) -> None:
+    values: dict[str, object] = {
+        "state": state,
+        "last_error": error,
+        "updated_at": now(),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    updated = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.state == "running", jobs.c.lease_owner == job.owner)
+        .values(**values)
+    )
+    if updated.rowcount != 1:
+        raise LeaseLost(f"job {job.id}: lease lost")
+
+
+def release_leases(store: Store, owner_prefix: str) -> int:
+    """Return this instance's leftover leases (a previous run that was killed) to the queue.
+
+    The interrupted attempt is not the file's fault, so it is not counted against it.
+    """
+    with store.begin() as conn:
+        result = conn.execute(
+            update(jobs)
+            .where(jobs.c.state == "running", jobs.c.lease_owner.like(f"{owner_prefix}%"))
+            .values(
+                state="queued",
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now(),
+                updated_at=now(),
+                attempts=case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+            )
+        )
+    return int(result.rowcount)

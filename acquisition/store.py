@@ -1,0 +1,352 @@
+"""The durable store: captures, jobs, results, flags, alerts and planned reads.
+
+SQLAlchemy 2 Core on SQLite (the default: WAL, ``synchronous=FULL``, every transaction
+``BEGIN IMMEDIATE`` so a claim can never race another writer) or PostgreSQL by URL
+(psycopg 3; claims use ``FOR UPDATE SKIP LOCKED``). The schema carries a version and is
+brought forward by numbered migrations; rows hold versioned JSON, never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from analysis.model import jsonable
+from errors import PlatewatchError
+
+SCHEMA_VERSION = 1
+RESULT_FORMAT = 1  # version of the JSON stored in results.body
+
+metadata = MetaData()
+
+schema_info = Table("schema_info", metadata, Column("version", Integer, nullable=False))
+
+captures = Table(
+    "captures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("instrument", String(200), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("file_name", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("archive_path", Text, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("captured_at", String(40), nullable=False),
+    UniqueConstraint("instrument", "sha256", name="uq_capture_instrument_sha"),
+)
+Index("ix_captures_source", captures.c.instrument, captures.c.source_path)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("capture_id", Integer, ForeignKey("captures.id"), nullable=False),
+    Column("purpose", String(20), nullable=False, server_default="analyze"),
+    Column("state", String(20), nullable=False),  # queued | running | done | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", Float),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_jobs_claim", jobs.c.state, jobs.c.next_attempt_at)
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("capture_id", Integer, ForeignKey("captures.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("plate", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("verdict", String(10), nullable=False),
+    Column("analyzed_at", String(40), nullable=False),
+    Column("body", Text, nullable=False),  # JSON, {"format": RESULT_FORMAT, ...}
+    Column("report", Text),  # JSON {"png", "html"}, written after the result (a consumer)
+    UniqueConstraint("job_id", "plate", name="uq_result_job_plate"),
+)
+Index("ix_results_capture", results.c.capture_id)
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("result_id", Integer, ForeignKey("results.id"), nullable=False),
+    Column("code", String(60), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("wells", Text, nullable=False),  # JSON list
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("plate_key", String(400), nullable=False),
+    Column("code", String(60), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("kind", String(20), nullable=False),  # finding | quarantine | resolved
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("capture_id", Integer, ForeignKey("captures.id")),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_alerts_plate_code", alerts.c.plate_key, alerts.c.code)
+
+deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("state", String(20), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", Float),
+)
+Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+
+planned_reads = Table(
+    "planned_reads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("timecourse", String(200), nullable=False),
+    Column("instrument", String(200), nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("state", String(20), nullable=False),  # planned | done | late | missed | cancelled
+    Column("spec", Text, nullable=False),  # JSON
+    Column("capture_id", Integer, ForeignKey("captures.id")),
+)
+
+# Migrations from version N-1 to N. Version 1 is the initial schema (create_all).
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+class StoreError(PlatewatchError):
+    """The database cannot be opened, is of a newer schema, or failed a write."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Store:
+    engine: Engine
+    url: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction (BEGIN IMMEDIATE on SQLite): committed on exit, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open (and create or migrate) the store at ``url``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot open store: {exc}", source=_safe_url(url)) from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    store = Store(engine=engine, url=url)
+    try:
+        if create:
+            migrate(store)
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot open store: {type(exc).__name__}: {exc.args[0] if exc.args else ''}",
+            source=_safe_url(url),
+        ) from None
+    return store
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def migrate(store: Store) -> int:
+    """Create the schema or bring it forward; refuse a database newer than this code."""
+    with store.begin() as conn:
+        metadata.create_all(conn)
+        version = conn.execute(select(schema_info.c.version)).scalar()
+        if version is None:
+            conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
+            return SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema {version} is newer than this platewatch ({SCHEMA_VERSION})",
+                source=_safe_url(store.url),
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[step](conn)
+        conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
+        return SCHEMA_VERSION
+
+
+def integrity_ok(store: Store) -> bool:
+    if not store.is_sqlite:
+        return True
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+# --- queries used by the CLI (status, results) ------------------------------------------
+
+
+def queue_depth(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+    return {str(state): int(count) for state, count in rows}
+
+
+def last_capture(store: Store) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = (
+            conn.execute(select(captures).order_by(captures.c.id.desc()).limit(1))
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
+
+
+def last_error(store: Store) -> dict[str, Any] | None:
+    with store.engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(
+                    jobs.c.id, jobs.c.capture_id, jobs.c.last_error, jobs.c.updated_at, jobs.c.state
+                )
+                .where(jobs.c.last_error.is_not(None))
+                .order_by(jobs.c.updated_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
+
+
+def list_results(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """Stored results, newest first, in the shape of DESIGN.md §5.1 (`results --json`)."""
+    query = (
+        select(
+            results.c.id,
+            results.c.capture_id,
+            results.c.kind,
+            results.c.verdict,
+            results.c.analyzed_at,
+            results.c.plate,
+            captures.c.source_path,
+            captures.c.sha256,
+            captures.c.instrument,
+        )
+        .join(captures, captures.c.id == results.c.capture_id)
+        .order_by(results.c.id.desc())
+        .limit(limit)
+    )
+    out = []
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+        flag_rows = conn.execute(
+            select(flags.c.result_id, flags.c.code, flags.c.severity).where(
+                flags.c.result_id.in_([r["id"] for r in rows])
+            )
+        ).all()
+    by_result: dict[int, list[dict[str, str]]] = {}
+    for result_id, code, severity in flag_rows:
+        by_result.setdefault(int(result_id), []).append({"code": code, "severity": severity})
+    for r in rows:
+        out.append(
+            {
+                "capture_id": r["capture_id"],
+                "path": r["source_path"],
+                "source_sha256": r["sha256"],
+                "instrument": r["instrument"],
+                "plate": r["plate"],
+                "kind": r["kind"],
+                "verdict": r["verdict"],
+                "flags": by_result.get(int(r["id"]), []),
+                "analyzed_at": r["analyzed_at"],
+            }
+        )
+    return out
+
+
+def insert_row(conn: Connection, table: Table, **values: Any) -> int:
+    """Insert one row and return its primary key."""
+    key = conn.execute(table.insert().values(**values)).inserted_primary_key
+    if key is None:  # pragma: no cover - every table here has an integer primary key
+        raise StoreError(f"insert into {table.name} returned no key")
+    return int(key[0])
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON of plain data (NaN/inf become null, numpy scalars plain numbers)."""
+    return json.dumps(
+        jsonable(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
+    )
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,249 @@
+"""The platewatch daemon: wires watcher, workers, store and alerts (DESIGN.md §1, §6).
+
+Kept beside ``service.py`` (the CLI) so that both stay small: this module composes, it
+does not compute. One process: observer threads and the stabiliser capture files; analysis
+runs in ``service.workers`` spawned processes; the alert dispatcher is a thread. systemd
+sees ``READY=1`` after the first rescan, ``STATUS=`` lines, and ``WATCHDOG=1`` only while
+the health check passes (observers alive, stabiliser and dispatcher alive, workers alive,
+and queued work being taken). SIGTERM drains in-flight jobs and exits 0; SIGHUP reloads
+the configuration (watch folders added or removed without a restart).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from acquisition.capture import Captured, Capturer
+from acquisition.queue import release_leases
+from acquisition.store import Store, jobs, open_store
+from acquisition.watcher import Watcher
+from acquisition.worker import Hooks, worker_main
+from config import load_config
+from config.schema import Settings
+from monitoring.alerts import Dispatcher, alert_for_quarantine, alerts_for_result
+
+log = logging.getLogger(__name__)
+
+
+def sd_notify(message: str) -> bool:
+    """Send one sd_notify message; False when not run by systemd (no NOTIFY_SOCKET)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class WorkerSlot:
+    index: int
+    process: Any = None
+    started_at: float = 0.0
+    restarts: int = 0
+
+
+@dataclass
+class Daemon:
+    config_path: Path | None
+    settings: Settings = field(init=False)
+    store: Store = field(init=False)
+    instance: str = field(init=False)
+    boot: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = load_config(self.config_path)
+        self.instance = self.settings.service.instance or socket.gethostname()
+        self.boot = f"{os.getpid()}-{int(time.time())}"
+        self._ctx = mp.get_context("spawn")
+        self._stop_workers = self._ctx.Event()
+        self._doorbell = self._ctx.Semaphore(0)
+        self._alert_bell = self._ctx.Event()
+        self._slots: list[WorkerSlot] = []
+        self._stopping = threading.Event()
+        self._reload = threading.Event()
+        self._last_progress = time.monotonic()
+
+    # -- start-up -----------------------------------------------------------------------
+    def start(self) -> None:
+        state = self.settings.service.state_dir
+        for sub in ("archive", "quarantine", "reports", "layouts"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.settings.store.url)
+        released = release_leases(self.store, f"{self.instance}/")
+        if released:
+            log.info("returned %d job(s) left running by a previous run to the queue", released)
+        for i in range(self.settings.service.workers):
+            slot = WorkerSlot(i)
+            self._slots.append(slot)
+            self._spawn(slot)
+        self.dispatcher = Dispatcher(self.store, self.settings)
+        self.dispatcher.start()
+        self.capturer = Capturer(self.store, state)
+        self.watcher = Watcher(
+            self.capturer,
+            self._on_captured,
+            incomplete_wait=self.settings.service.incomplete_wait_seconds,
+        )
+        for watch in self.settings.watch:
+            self.watcher.add(watch)
+        self.watcher.start()
+        queued = self.watcher.rescan()
+        self.watcher.check_pending()
+        log.info("start-up rescan queued %d file(s)", queued)
+        self._doorbell.release()
+        sd_notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in self.settings.watch))
+
+    def _spawn(self, slot: WorkerSlot) -> None:
+        owner = f"{self.instance}/{self.boot}/{slot.index}"
+        hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
+        slot.process = self._ctx.Process(
+            target=worker_main,
+            args=(
+                self.settings.model_dump_json(),
+                owner,
+                self._stop_workers,
+                self._doorbell,
+                self._alert_bell,
+                hooks,
+                logging.getLogger().level,
+            ),
+            name=f"platewatch-worker-{slot.index}",
+            daemon=False,
+        )
+        slot.process.start()
+        slot.started_at = time.monotonic()
+
+    def _on_captured(self, outcome: Captured) -> None:
+        if outcome.outcome == "captured":
+            self._doorbell.release()
+
+    # -- running ------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        self.start()
+        next_rescan = time.monotonic() + self.settings.service.rescan_seconds
+        try:
+            while not self._stopping.wait(timeout=0.2):
+                if self._alert_bell.is_set():
+                    self._alert_bell.clear()
+                    self.dispatcher.bell.set()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                if time.monotonic() >= next_rescan:
+                    self.watcher.rescan()
+                    next_rescan = time.monotonic() + self.settings.service.rescan_seconds
+                healthy, status = self.health()
+                if healthy:
+                    sd_notify(f"WATCHDOG=1\nSTATUS={status}")
+                else:
+                    sd_notify(f"STATUS=unhealthy: {status}")
+        finally:
+            self.shutdown()
+        return 0
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, status line). Restarts dead observers and dead worker processes."""
+        problems = []
+        if not self.watcher.supervise():
+            problems.append("an observer cannot watch its folder")
+        if not self.watcher.alive():
+            problems.append("stabiliser stopped")
+        if not self.dispatcher.alive():
+            problems.append("alert dispatcher stopped")
+        for slot in self._slots:
+            if (
+                slot.process is not None
+                and not slot.process.is_alive()
+                and not self._stopping.is_set()
+            ):
+                log.error(
+                    "worker %d exited (code %s); restarting it", slot.index, slot.process.exitcode
+                )
+                slot.restarts += 1
+                self._spawn(slot)
+        with self.store.engine.connect() as conn:
+            queued = conn.execute(
+                select(func.count()).where(
+                    jobs.c.state == "queued", jobs.c.next_attempt_at <= time.time()
+                )
+            ).scalar_one()
+            running = conn.execute(
+                select(func.count()).where(jobs.c.state == "running")
+            ).scalar_one()
+        if running or not queued:
+            self._last_progress = time.monotonic()
+        elif time.monotonic() - self._last_progress > max(
+            60.0, self.settings.service.lease_seconds
+        ):
+            problems.append(f"{queued} job(s) waiting and no worker taking them")
+        status = f"{queued} queued, {running} running, {self.watcher.stats.captured} captured"
+        return (not problems, "; ".join(problems) or status)
+
+    def reload(self) -> None:
+        try:
+            fresh = load_config(self.config_path)
+        except Exception as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        old = {w.path: w for w in self.settings.watch}
+        new = {w.path: w for w in fresh.watch}
+        for path in old.keys() - new.keys():
+            self.watcher.remove(path)
+            log.info("stopped watching %s", path)
+        for path, watch in new.items():
+            if path not in old or old[path] != watch:
+                self.watcher.remove(path)
+                self.watcher.add(watch)
+        self.settings = fresh
+        self.dispatcher.settings = fresh
+        self.watcher.rescan()
+        log.info(
+            "configuration reloaded (%d watch folder(s)); analysis settings apply to workers after restart",
+            len(new),
+        )
+
+    def shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        log.info("stopping: finishing in-flight jobs")
+        self.watcher.stop()
+        self._stop_workers.set()
+        for _ in self._slots:
+            self._doorbell.release()
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.join(timeout=max(30.0, self.settings.service.lease_seconds))
+                if slot.process.is_alive():
+                    slot.process.terminate()
+        self.dispatcher.bell.set()
+        self.dispatcher.dispatch_once()
+        self.dispatcher.stop()
+        self.store.close()
+        log.info("stopped")
+
+
+def run_daemon(config_path: Path | None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return Daemon(config_path).run()

@@ -1,0 +1,314 @@
+"""Alerts: rules that turn findings into outbox rows, and the dispatcher that delivers them.
+
+Rules run inside the worker's transaction (the daemon hands them to the workers), so an
+alert exists exactly when its result does. Each (plate, flag code) alerts once until it is
+resolved — when a re-export of the plate no longer raises it, a "resolved" message goes to
+the same destinations. The dispatcher delivers the outbox through apprise (any URL it
+knows: mailto://, json://, slack://, msteams://, …), to ``<state_dir>/alerts.jsonl`` and
+to the console, each destination with its own minimum severity; failures wait in the
+outbox with exponential backoff and are delivered once the destination is back. A burst
+(more than ``group_after`` plates in one pass) goes out as one grouped message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apprise
+from sqlalchemy import Connection, and_, func, select, update
+
+from acquisition.pipeline import AnalysedPlate
+from acquisition.store import Store, alerts, deliveries, insert_row, now
+from analysis.model import SEVERITY_RANK
+from config.schema import Settings
+
+log = logging.getLogger(__name__)
+
+JSONL = "builtin:jsonl"
+CONSOLE = "builtin:console"
+MAX_ATTEMPTS = 50
+_TITLE_VERDICT = {"fail": "FAILED", "warn": "needs a look"}
+
+
+def destinations(settings: Settings, severity: str) -> list[str]:
+    """Where an alert of ``severity`` goes."""
+    cfg = settings.alerts
+    rank = SEVERITY_RANK[severity]
+    out = []
+    if cfg.jsonl and rank >= SEVERITY_RANK[cfg.min_severity]:
+        out.append(JSONL)
+    if cfg.console and rank >= SEVERITY_RANK[cfg.min_severity]:
+        out.append(CONSOLE)
+    for target in cfg.targets():
+        if rank >= SEVERITY_RANK[target.min_severity or cfg.min_severity]:
+            out.append(target.url)
+    return out
+
+
+def plate_key(capture: dict[str, Any], plate_id: str, barcode: str | None) -> str:
+    name = barcode or f"{Path(capture['file_name']).stem}/{plate_id}"
+    return f"{capture['instrument']}:{name}"
+
+
+def _open_codes(conn: Connection, key: str) -> dict[str, str]:
+    """Codes alerted for this plate and not resolved since, with their severity."""
+    latest = (
+        select(alerts.c.code, func.max(alerts.c.id).label("last"))
+        .where(alerts.c.plate_key == key)
+        .group_by(alerts.c.code)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(alerts.c.code, alerts.c.kind, alerts.c.severity).join(
+            latest, and_(alerts.c.code == latest.c.code, alerts.c.id == latest.c.last)
+        )
+    ).all()
+    return {code: severity for code, kind, severity in rows if kind != "resolved"}
+
+
+def _add(conn: Connection, settings: Settings, **values: Any) -> None:
+    alert_id = insert_row(conn, alerts, created_at=now(), **values)
+    t = now()
+    for dest in destinations(settings, values["severity"]):
+        conn.execute(
+            deliveries.insert().values(
+                alert_id=alert_id, destination=dest, state="pending", next_attempt_at=t
+            )
+        )
+
+
+def alerts_for_result(
+    conn: Connection,
+    capture: dict[str, Any],
+    stored: list[tuple[int, AnalysedPlate]],
+    settings: Settings,
+) -> None:
+    """The verdict rule: new warn/fail findings alert; findings gone from a re-export resolve."""
+    for _result_id, item in stored:
+        result = item.result
+        key = plate_key(capture, item.plate.plate_id, item.plate.barcode)
+        open_codes = _open_codes(conn, key)
+        current = {f.code: f for f in result.flags if f.severity != "info"}
+        new = [f for code, f in current.items() if code not in open_codes]
+        gone = [code for code in open_codes if code not in current]
+        name = f"{item.plate.plate_id} ({capture['file_name']}, {capture['instrument']})"
+        for flag in new:
+            _add(
+                conn,
+                settings,
+                plate_key=key,
+                code=flag.code,
+                severity=flag.severity,
+                kind="finding",
+                title=f"plate {name} {_TITLE_VERDICT.get(result.verdict, result.verdict)}",
+                body=f"[{flag.severity}] {flag.code}: {flag.message}"
+                + (
+                    f" Wells: {', '.join(flag.wells[:12])}{' …' if len(flag.wells) > 12 else ''}."
+                    if flag.wells
+                    else ""
+                ),
+                capture_id=capture["id"],
+            )
+        for code in gone:
+            _add(
+                conn,
+                settings,
+                plate_key=key,
+                code=code,
+                severity=open_codes[code],
+                kind="resolved",
+                title=f"plate {name}: resolved",
+                body=f"{code} is gone: the new export {capture['file_name']} no longer shows it "
+                f"(verdict {result.verdict}).",
+                capture_id=capture["id"],
+            )
+
+
+def alert_for_quarantine(
+    conn: Connection, capture: dict[str, Any], reason: str, settings: Settings
+) -> None:
+    """The quarantine rule: an unreadable export always alerts (critical)."""
+    _add(
+        conn,
+        settings,
+        plate_key=f"{capture['instrument']}:{capture['file_name']}",
+        code="quarantined",
+        severity="critical",
+        kind="quarantine",
+        title=f"unreadable export {capture['file_name']} ({capture['instrument']})",
+        body=f"{reason}. The original is untouched; a copy is in quarantine/ under "
+        f"{settings.service.state_dir}. Re-export the plate or fix the layout, then drop the file again.",
+        capture_id=capture["id"],
+    )
+
+
+@dataclass
+class Outgoing:
+    delivery_id: int
+    destination: str
+    attempts: int
+    alert: dict[str, Any]
+
+
+Sender = Callable[[str, str, str, str], bool]  # (destination, title, body, severity) → delivered?
+
+
+class Dispatcher:
+    """Delivers the outbox in a thread of the daemon's main process."""
+
+    def __init__(self, store: Store, settings: Settings, *, sender: Sender | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.sender = sender or self.send
+        self.bell = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.bell.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.bell.wait(timeout=1.0)
+            self.bell.clear()
+            try:
+                self.dispatch_once()
+            except Exception as exc:  # a consumer: log, keep going, never touch captures
+                log.exception("alert dispatch failed")
+                self.last_error = str(exc)
+
+    def due(self) -> list[Outgoing]:
+        query = (
+            select(deliveries.c.id, deliveries.c.destination, deliveries.c.attempts, alerts)
+            .join(alerts, alerts.c.id == deliveries.c.alert_id)
+            .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now())
+            .order_by(deliveries.c.id)
+            .limit(500)
+        )
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Outgoing(
+                int(r["id"]),
+                str(r["destination"]),
+                int(r["attempts"]),
+                {k: r[k] for k in alerts.c.keys()},
+            )
+            for r in rows
+        ]
+
+    def dispatch_once(self) -> int:
+        """Send what is due; returns how many deliveries succeeded."""
+        by_dest: dict[str, list[Outgoing]] = defaultdict(list)
+        for item in self.due():
+            by_dest[item.destination].append(item)
+        delivered = 0
+        for dest, items in by_dest.items():
+            for title, body, severity, batch in self.compose(items):
+                ok = False
+                try:
+                    ok = self.sender(dest, title, body, severity)
+                except Exception as exc:
+                    log.warning("alert to %s failed: %s", _redact(dest), exc)
+                self._mark(batch, ok)
+                delivered += len(batch) if ok else 0
+        self.sent += delivered
+        return delivered
+
+    def compose(self, items: list[Outgoing]) -> list[tuple[str, str, str, list[Outgoing]]]:
+        """One message per plate; one grouped message when a burst names many plates."""
+        by_plate: dict[str, list[Outgoing]] = defaultdict(list)
+        for item in items:
+            by_plate[item.alert["plate_key"]].append(item)
+        messages = []
+        for group in by_plate.values():
+            worst = max((i.alert["severity"] for i in group), key=lambda s: SEVERITY_RANK[s])
+            body = "\n".join(f"- {i.alert['body']}" for i in group)
+            messages.append((str(group[0].alert["title"]), body, worst, group))
+        if len(messages) <= self.settings.alerts.group_after:
+            return messages
+        worst = max((m[2] for m in messages), key=lambda s: SEVERITY_RANK[s])
+        body = "\n\n".join(f"{title}\n{body}" for title, body, _, _ in messages)
+        return [
+            (
+                f"platewatch: {len(messages)} plates need attention",
+                body,
+                worst,
+                [i for m in messages for i in m[3]],
+            )
+        ]
+
+    def _mark(self, batch: list[Outgoing], ok: bool) -> None:
+        t = now()
+        with self.store.begin() as conn:
+            for item in batch:
+                if ok:
+                    values: dict[str, Any] = {
+                        "state": "sent",
+                        "sent_at": t,
+                        "attempts": item.attempts + 1,
+                    }
+                else:
+                    attempts = item.attempts + 1
+                    values = {
+                        "attempts": attempts,
+                        "next_attempt_at": t + min(2.0**attempts, 300.0),
+                        "last_error": "delivery failed",
+                        "state": "failed" if attempts >= MAX_ATTEMPTS else "pending",
+                    }
+                conn.execute(
+                    update(deliveries).where(deliveries.c.id == item.delivery_id).values(**values)
+                )
+
+    def send(self, destination: str, title: str, body: str, severity: str) -> bool:
+        if destination == JSONL:
+            path = self.settings.service.state_dir / "alerts.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            line = json.dumps(
+                {"at": time.time(), "severity": severity, "title": title, "body": body},
+                ensure_ascii=False,
+            )
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return True
+        if destination == CONSOLE:
+            log.warning("ALERT %s: %s\n%s", severity.upper(), title, body)
+            return True
+        notifier = apprise.Apprise()
+        if not notifier.add(destination):
+            log.error("alert destination is not a valid apprise URL: %s", _redact(destination))
+            return False
+        kind = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING}.get(
+            severity, apprise.NotifyType.INFO
+        )
+        return bool(notifier.notify(body=body, title=title, notify_type=kind))
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
