@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -57,8 +58,8 @@ captures = Table(
     Column("source_path", Text, nullable=False),
     Column("file_name", String(500), nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("mtime_ns", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
     Column("archive_path", Text, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("captured_at", String(40), nullable=False),

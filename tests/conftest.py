@@ -38,3 +38,26 @@ def references():  # type: ignore[no-untyped-def]
     from config import load_reference_ic50
 
     return load_reference_ic50()
+
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def fresh_pg_url(name: str) -> str:
+    """A new, empty PostgreSQL database on the local server (DROP + CREATE)."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    """The same contract runs against SQLite (file, WAL) and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'platewatch.db'}"
+    import os
+
+    return fresh_pg_url(f"platewatch_test_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}")

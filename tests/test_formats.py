@@ -156,6 +156,22 @@ def test_bad_input_is_a_one_line_format_error(tmp_path: Path, content: bytes, ca
     assert str(path) in text and cause in text and "\n" not in text
 
 
+def test_gen5_cut_at_every_line_end_is_incomplete_until_the_grid_is_whole(
+    corpus: Path, tmp_path: Path
+) -> None:
+    data = (corpus / "platereaders" / GEN5[0]).read_bytes()
+    ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    last_row = data.index(b"H\t") + data[data.index(b"H\t") :].index(b"\n") + 1
+    path = tmp_path / "cut.txt"
+    for end in ends:
+        path.write_bytes(data[:end])
+        if end < last_row:
+            with pytest.raises(IncompleteFileError):
+                read_export(path)
+        else:
+            assert read_export(path).plates[0].reads[0].shape == (8, 12)
+
+
 @pytest.mark.parametrize("fraction", [0.3, 0.55, 0.8, 0.97])
 def test_truncated_gen5_export_is_incomplete_not_misread(
     corpus: Path, tmp_path: Path, fraction: float

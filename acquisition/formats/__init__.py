@@ -21,7 +21,7 @@ import openpyxl
 
 from acquisition.formats.text import decode
 from analysis.model import ExportFile
-from errors import FormatError
+from errors import FormatError, IncompleteFileError
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 GENERIC_PRIORITY = 90  # readers at or above this accept any grid: vendor checks run first
@@ -137,7 +137,7 @@ READERS: list[Reader] = _discover()
 def sniff(sample: Sample) -> Reader:
     """The reader for this content; FormatError naming the cause when there is none."""
     if not sample.data.strip():
-        raise FormatError("empty file", source=sample.path)
+        raise IncompleteFileError("empty file (nothing written yet)", source=sample.path)
     for reader in READERS:
         if reader.priority >= GENERIC_PRIORITY:
             _refuse_unsupported(sample)

@@ -53,6 +53,7 @@ class _PlateState:
     reads: list[PlateRead] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
     aborted: bool = False
+    full_plate: bool = False  # the procedure says "Full Plate": every row must be there
 
 
 def _read(sample: Sample) -> ExportFile:
@@ -81,6 +82,8 @@ def _read(sample: Sample) -> ExportFile:
             continue
         if key == "Read" and len(cells) > 1 and cells[1].strip():
             current.read_names.append(cells[1].strip())
+        if not key and len(cells) > 1 and cells[1].strip() == "Full Plate":
+            current.full_plate = True
         if _is_grid_header(cells):
             i = _read_grid(lines, i, title, current, ends_cleanly, sample)
             continue
@@ -182,8 +185,13 @@ def _read_grid(
             token = cells[c + 1] if c + 1 < len(cells) else ""
             datasets[label].append((row, c, token))
         i += 1
-    if i >= len(lines) and not ends_cleanly:
-        raise _truncated(sample, f"the {title or 'data'} grid")
+    if i >= len(lines):
+        # The grid runs into the end of the file without its closing blank line: complete
+        # only if every row of the plate is there (an export cut at a line end looks clean).
+        shape = _plate_shape(plate.header, row, ncols - 1)
+        missing_rows = plate.full_plate and shape is not None and row + 1 < shape[0]
+        if not ends_cleanly or missing_rows:
+            raise _truncated(sample, f"the {title or 'data'} grid")
     if title.strip().lower() in _SKIP_SECTIONS:
         return i
     for label in order:
