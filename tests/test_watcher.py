@@ -55,14 +55,14 @@ def plate_text(n: int) -> bytes:
 
 
 def test_file_written_in_one_go(rig) -> None:  # type: ignore[no-untyped-def]
-    watcher, store, inbox, seen = rig
+    _watcher, store, inbox, seen = rig
     (inbox / "plate.txt").write_bytes(plate_text(1))
     assert wait_for(lambda: count(store) == 1)
     assert [c.outcome for c in seen] == ["captured"]
 
 
 def test_trickled_file_is_never_captured_half_written(rig) -> None:  # type: ignore[no-untyped-def]
-    watcher, store, inbox, seen = rig
+    _watcher, store, inbox, _seen = rig
     data = plate_text(2)
     path = inbox / "slow.txt"
     step = len(data) // 6
@@ -80,7 +80,7 @@ def test_trickled_file_is_never_captured_half_written(rig) -> None:  # type: ign
 
 
 def test_file_moved_in(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    watcher, store, inbox, seen = rig
+    _watcher, store, inbox, _seen = rig
     outside = tmp_path / "export.tmpfile"
     outside.write_bytes(plate_text(3))
     os.replace(outside, inbox / "moved.txt")
@@ -88,7 +88,7 @@ def test_file_moved_in(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-
 
 
 def test_vendor_temp_files_are_ignored(rig) -> None:  # type: ignore[no-untyped-def]
-    watcher, store, inbox, seen = rig
+    _watcher, store, inbox, _seen = rig
     for name in ("~$plate.txt", "plate.tmp", "plate.part", "plate.layout.toml"):
         (inbox / name).write_bytes(plate_text(4))
     (inbox / "real.txt").write_bytes(plate_text(5))
@@ -98,7 +98,7 @@ def test_vendor_temp_files_are_ignored(rig) -> None:  # type: ignore[no-untyped-
 
 
 def test_five_hundred_files_at_once(rig) -> None:  # type: ignore[no-untyped-def]
-    watcher, store, inbox, seen = rig
+    _watcher, store, inbox, _seen = rig
     for n in range(500):
         (inbox / f"p{n:03d}.txt").write_bytes(plate_text(1000 + n))
     assert wait_for(lambda: count(store) == 500, timeout=120)
