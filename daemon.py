@@ -45,11 +45,18 @@ def sd_notify(message: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # a notify socket nobody reads must never stall the daemon
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
     except OSError:
         return False
+
+
+def watchdog_interval() -> float:
+    """Half of systemd's WatchdogSec (WATCHDOG_USEC), or 1 s when not supervised by it."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    return int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
 
 
 @dataclass
@@ -124,6 +131,7 @@ class Daemon:
                 self._alert_bell,
                 hooks,
                 logging.getLogger().level,
+                os.getpid(),
             ),
             name=f"platewatch-worker-{slot.index}",
             daemon=False,
@@ -142,6 +150,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         self.start()
         next_rescan = time.monotonic() + self.settings.service.rescan_seconds
+        next_ping, ping_every, last_status = 0.0, watchdog_interval(), ""
         try:
             while not self._stopping.wait(timeout=0.2):
                 if self._alert_bell.is_set():
@@ -153,11 +162,17 @@ class Daemon:
                 if time.monotonic() >= next_rescan:
                     self.watcher.rescan()
                     next_rescan = time.monotonic() + self.settings.service.rescan_seconds
+                if time.monotonic() < next_ping:
+                    continue
+                next_ping = time.monotonic() + ping_every
                 healthy, status = self.health()
-                if healthy:
-                    sd_notify(f"WATCHDOG=1\nSTATUS={status}")
-                else:
-                    sd_notify(f"STATUS=unhealthy: {status}")
+                status = status if healthy else f"unhealthy: {status}"
+                message = "WATCHDOG=1" if healthy else ""
+                if status != last_status:
+                    message += f"\nSTATUS={status}"
+                    last_status = status
+                if message.strip():
+                    sd_notify(message.strip())
         finally:
             self.shutdown()
         return 0

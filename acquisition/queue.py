@@ -58,7 +58,9 @@ def _claimable(t: float):  # type: ignore[no-untyped-def]
 def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
     """Lease the oldest claimable job to ``owner``; None when there is nothing to do."""
     t = now()
-    pick = select(jobs.c.id).where(_claimable(t)).order_by(jobs.c.id).limit(1)
+    # Analyses before reports (a report is a consumer: it may lag, never block a capture).
+    later = case((jobs.c.purpose == "report", 1), else_=0)
+    pick = select(jobs.c.id).where(_claimable(t)).order_by(later, jobs.c.id).limit(1)
     if not store.is_sqlite:
         pick = pick.with_for_update(skip_locked=True)
     stmt = (

@@ -229,6 +229,10 @@ def _safe_url(url: str) -> str:
 def migrate(store: Store) -> int:
     """Create the schema or bring it forward; refuse a database newer than this code."""
     with store.begin() as conn:
+        if not store.is_sqlite:
+            # Several daemons may start at once on one fresh database: one migrates at a
+            # time (SQLite's BEGIN IMMEDIATE already serialises this).
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242024)")
         metadata.create_all(conn)
         version = conn.execute(select(schema_info.c.version)).scalar()
         if version is None:

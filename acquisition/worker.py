@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select, update
 from acquisition.capture import quarantine
 from acquisition.formats import read_export
 from acquisition.pipeline import AnalysedPlate, analyze_export, references
-from acquisition.queue import Job, LeaseLost, claim, complete, fail
+from acquisition.queue import Job, LeaseLost, claim, complete, enqueue, fail
 from acquisition.store import (
     RESULT_FORMAT,
     Store,
@@ -65,29 +65,40 @@ def layout_for(settings: Settings, instrument: str) -> Path | None:
     return None
 
 
+def _analyse(
+    store: Store, capture: dict[str, Any], settings: Settings, table: dict[str, Any]
+) -> list[AnalysedPlate]:
+    source = Path(capture["source_path"])
+    data = Path(capture["archive_path"]).read_bytes()
+    export = read_export(source, data)
+    return analyze_export(
+        source,
+        export,
+        settings,
+        layout=layout_for(settings, capture["instrument"]),
+        layouts_dir=settings.service.state_dir / "layouts",
+        reference_table=table,
+    )
+
+
 def process_job(
     store: Store, job: Job, settings: Settings, hooks: Hooks, reference_table: dict[str, Any]
 ) -> str:
     """Run one job to its end state: 'done', 'queued' (retry later) or 'dead'."""
     capture = capture_row(store, job.capture_id)
+    if job.purpose == "report":
+        return _report_job(store, job, settings, capture, reference_table)
     source = Path(capture["source_path"])
-    archived = Path(capture["archive_path"])
     try:
-        data = archived.read_bytes()
-        export = read_export(source, data)
-        analysed = analyze_export(
-            source,
-            export,
-            settings,
-            layout=layout_for(settings, capture["instrument"]),
-            layouts_dir=settings.service.state_dir / "layouts",
-            reference_table=reference_table,
-        )
+        analysed = _analyse(store, capture, settings, reference_table)
     except PlatewatchError as exc:
         return _dead(store, job, settings, hooks, capture, str(exc))
     except OSError as exc:
         return fail(
-            store, job, f"{archived}: {exc.strerror}", max_attempts=settings.service.max_attempts
+            store,
+            job,
+            f"{capture['archive_path']}: {exc.strerror}",
+            max_attempts=settings.service.max_attempts,
         )
     except Exception as exc:  # a bug: retry with backoff, then give up loudly
         log.exception("analysis of capture %d failed", job.capture_id)
@@ -129,9 +140,47 @@ def process_job(
             stored.append((result_id, item))
         if hooks.on_result is not None:
             hooks.on_result(conn, capture, stored, settings)
+        if settings.service.reports:
+            enqueue(conn, job.capture_id, "report")
 
     complete(store, job, effects)
-    _write_reports(store, settings, job.capture_id, stored)
+    return "done"
+
+
+def _report_job(
+    store: Store, job: Job, settings: Settings, capture: dict[str, Any], table: dict[str, Any]
+) -> str:
+    """Render the PNG + HTML report of a capture's newest results (re-running its analysis)."""
+    try:
+        analysed = _analyse(store, capture, settings, table)
+        with store.engine.connect() as conn:
+            newest_job = conn.execute(
+                select(results.c.job_id)
+                .where(results.c.capture_id == job.capture_id)
+                .order_by(results.c.id.desc())
+                .limit(1)
+            ).scalar()
+        paths: dict[str, dict[str, str]] = {}
+        for item in analysed:
+            name = f"{job.capture_id:06d}_{item.path.stem}"
+            if len(analysed) > 1:
+                name += f"_{item.plate.plate_id}"
+            paths[item.plate.plate_id] = write_report(
+                item.result, settings.service.state_dir / "reports", name, source=str(item.path)
+            )
+    except Exception as exc:  # a consumer: retried with backoff, never touches the result
+        log.exception("report for capture %d failed", job.capture_id)
+        return fail(store, job, f"report: {exc}", max_attempts=settings.service.max_attempts)
+
+    def effects(conn: Connection) -> None:
+        for plate, files in paths.items():
+            conn.execute(
+                update(results)
+                .where(results.c.job_id == newest_job, results.c.plate == plate)
+                .values(report=dumps(files))
+            )
+
+    complete(store, job, effects)
     return "done"
 
 
@@ -160,22 +209,19 @@ def _dead(
     )
 
 
-def _write_reports(
-    store: Store, settings: Settings, capture_id: int, stored: list[tuple[int, AnalysedPlate]]
-) -> None:
-    for result_id, item in stored:
-        try:
-            name = f"{capture_id:06d}_{item.path.stem}"
-            paths = write_report(
-                item.result, settings.service.state_dir / "reports", name, source=str(item.path)
-            )
-            item.result.report = paths
-            with store.begin() as conn:
-                conn.execute(
-                    update(results).where(results.c.id == result_id).values(report=dumps(paths))
-                )
-        except Exception:  # a report is a consumer: log it, never lose the result
-            log.exception("report for result %d failed", result_id)
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the daemon dies (SIGKILL included).
+
+    Safe by design: a worker killed mid-job leaves a lease that returns to the queue.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent-pid check below still applies
+        pass
 
 
 def worker_main(
@@ -186,8 +232,13 @@ def worker_main(
     alert_bell: Any,
     hooks: Hooks,
     log_level: int = logging.INFO,
+    parent: int | None = None,
 ) -> None:
-    """Entry point of a worker process (spawned by the daemon)."""
+    """Entry point of a worker process (spawned by the daemon, whose pid is ``parent``)."""
+    _die_with_parent()
+    parent = parent if parent is not None else os.getppid()
+    if os.getppid() != parent:
+        return  # the daemon died while this worker was starting
     logging.basicConfig(
         level=log_level, format=f"%(asctime)s {owner} %(levelname)s %(name)s: %(message)s"
     )
@@ -196,7 +247,6 @@ def worker_main(
     settings = Settings.model_validate_json(settings_json)
     store = open_store(settings.store.url, create=False)
     table = references(settings)
-    parent = os.getppid()
     try:
         while not stop.is_set() and os.getppid() == parent:
             try:

@@ -19,9 +19,9 @@ class ServiceSettings(_Strict):
     lease_seconds: float = Field(120.0, gt=0)  # a claimed job returns to the queue after this
     max_attempts: int = Field(3, ge=1)  # then the job is dead and its file quarantined
     rescan_seconds: float = Field(120.0, gt=0)  # periodic rescan of the watch folders
-    incomplete_wait_seconds: float = Field(
-        600.0, gt=0
-    )  # a file still incomplete after this is captured as is
+    # a file the reader still calls incomplete after this long is captured as it is
+    incomplete_wait_seconds: float = Field(600.0, gt=0)
+    reports: bool = True  # render PNG + HTML reports (as low-priority jobs after the analysis)
 
 
 class StoreSettings(_Strict):
