@@ -69,14 +69,13 @@ class WorkerSlot:
 
 @dataclass
 class Daemon:
-    config_path: Path | None
-    settings: Settings = field(init=False)
+    settings: Settings
+    config_path: Path | None = None  # what SIGHUP re-reads; None: reload is refused
     store: Store = field(init=False)
     instance: str = field(init=False)
     boot: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.settings = load_config(self.config_path)
         self.instance = self.settings.service.instance or socket.gethostname()
         self.boot = f"{os.getpid()}-{int(time.time())}"
         self._ctx = mp.get_context("spawn")
@@ -93,6 +92,9 @@ class Daemon:
         state = self.settings.service.state_dir
         for sub in ("archive", "quarantine", "reports", "layouts"):
             (state / sub).mkdir(parents=True, exist_ok=True)
+        for watch in self.settings.watch:  # inboxes inside the state dir are ours to create
+            if watch.path.resolve().is_relative_to(state.resolve()):
+                watch.path.mkdir(parents=True, exist_ok=True)
         self.store = open_store(self.settings.store.url)
         released = release_leases(self.store, f"{self.instance}/")
         if released:
@@ -215,7 +217,14 @@ class Daemon:
         status = f"{queued} queued, {running} running, {self.watcher.stats.captured} captured"
         return (not problems, "; ".join(problems) or status)
 
+    def stop(self) -> None:
+        """Ask the running daemon to drain and stop (what SIGTERM does)."""
+        self._stopping.set()
+
     def reload(self) -> None:
+        if self.config_path is None:
+            log.warning("reload ignored: the daemon was not started from a config file")
+            return
         try:
             fresh = load_config(self.config_path)
         except Exception as exc:
@@ -261,4 +270,4 @@ def run_daemon(config_path: Path | None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return Daemon(config_path).run()
+    return Daemon(load_config(config_path), config_path).run()

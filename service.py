@@ -409,33 +409,56 @@ def reprocess(config: Path | None, since: Any) -> None:
 
 @cli.command()
 @click.option(
-    "--report",
-    "report_dir",
+    "--state",
+    "state_dir",
     type=click.Path(path_type=Path),
-    default=Path("var/reports"),
+    default=Path("var"),
     show_default=True,
+    help="State directory (database, inbox, archive, reports, alerts.jsonl).",
 )
-def demo(report_dir: Path) -> None:
-    """Analyse the example plates shipped in examples/ and write their reports.
+@click.option(
+    "--duration", type=float, default=0.0, help="Stop after this many seconds (0: until Ctrl-C)."
+)
+def demo(state_dir: Path, duration: float) -> None:
+    """Run the real daemon with a simulated instrument PC feeding it exports.
 
-    (The daemon demo — a simulated instrument feeding the real service — replaces this
-    when the daemon lands.)
+    Within a minute you see captures, verdicts (one plate fails: inactive asparaginase and
+    saturated wells), alerts on the console and in <state>/alerts.jsonl, PNG/HTML reports in
+    <state>/reports, and an unreadable export quarantined. Ctrl-C stops it cleanly.
     """
-    from acquisition.pipeline import analyze_file
+    import logging
+    import threading
 
-    root = Path(__file__).resolve().parent
-    settings = _load_settings(None)
-    layout = root / "config" / "layouts" / "mtt-96.toml"
-    for path in sorted((root / "examples").glob("mtt_*.txt")):
-        try:
-            analysed = analyze_file(path, settings, layout=layout, report_dir=report_dir)
-        except PlatewatchError as exc:
-            fail(str(exc))
-        for item in analysed:
-            r = item.result
-            codes = ", ".join(f"{f.code}({f.severity})" for f in r.flags) or "no flags"
-            click.echo(f"{path.name}: {r.verdict.upper()} — {codes}")
-            click.echo(f"  report: {r.report.get('html')}")
+    from daemon import Daemon
+    from monitoring.demo import demo_settings, printer, vendor_pc
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = demo_settings(state_dir)
+    inbox = settings.watch[0].path
+    click.echo(f"platewatch demo: watching {inbox}")
+    click.echo(
+        f"  reports: {settings.service.state_dir / 'reports'}   alerts: {settings.service.state_dir / 'alerts.jsonl'}"
+    )
+    click.echo("  (the dashboard comes with a later issue)   Ctrl-C stops")
+    daemon = Daemon(settings)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=vendor_pc, args=(inbox, stop), daemon=True),
+        threading.Thread(target=printer, args=(settings, stop, click.echo), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    if duration > 0:
+        threading.Timer(duration, daemon.stop).start()
+    try:
+        code = daemon.run()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+    sys.exit(code)
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ def curve_flags(curves: list[Curve]) -> list[Flag]:
         resistant = expected is not None and expected.resistant
         top = _fmt(fit.dose_max, curve.unit)
         if fit.response == "none":
-            kill = fit.max_effect * 100 if math.isfinite(fit.max_effect) else 0.0
+            kill = max(fit.max_effect * 100, 0.0) if math.isfinite(fit.max_effect) else 0.0
             if resistant:
                 message = (
                     f"{curve.label}: no dose response up to {top} (at most {kill:.0f} % kill), "

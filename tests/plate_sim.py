@@ -196,6 +196,10 @@ def write_examples(folder: str) -> None:
     (out / "mtt_plate_edge_effect.txt").write_bytes(
         to_gen5_text(edge.read, plate_number="Plate 2").encode("cp1252")
     )
+    failed = simulate_plate(layout, 9, Defects(inactive_drug=True, saturated=2), jitter_truth=False)
+    (out / "mtt_plate_failed.txt").write_bytes(
+        to_gen5_text(failed.read, plate_number="Plate 3").encode("cp1252")
+    )
 
 
 if __name__ == "__main__":

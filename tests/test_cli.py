@@ -228,8 +228,27 @@ def test_analyze_bad_input_is_exit_2_one_line(
     assert needle in out.stderr
 
 
-def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
-    out = run("demo", "--report", tmp_path / "reports", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+def test_demo_runs_the_daemon_and_shows_verdicts_and_alerts(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "service.py"),
+            "demo",
+            "--state",
+            str(tmp_path / "var"),
+            "--duration",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
     assert "mtt_plate_clean.txt: PASS" in out.stdout
     assert "mtt_plate_edge_effect.txt: WARN" in out.stdout
+    assert "mtt_plate_failed.txt: FAIL" in out.stdout and "control_out_of_range" in out.stdout
+    alerts = (tmp_path / "var" / "alerts.jsonl").read_text()
+    assert "control_out_of_range" in alerts and "export_error.txt" in alerts
+    assert list((tmp_path / "var" / "quarantine").glob("*export_error.txt.reason.txt"))
+    assert list((tmp_path / "var" / "reports").glob("*.html"))
