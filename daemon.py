@@ -105,6 +105,7 @@ class Daemon:
             self._spawn(slot)
         self.dispatcher = Dispatcher(self.store, self.settings)
         self.dispatcher.start()
+        threading.Thread(target=self._relay_alert_bell, name="alert-bell", daemon=True).start()
         self.capturer = Capturer(self.store, state)
         self.watcher = Watcher(
             self.capturer,
@@ -141,6 +142,13 @@ class Daemon:
         slot.process.start()
         slot.started_at = time.monotonic()
 
+    def _relay_alert_bell(self) -> None:
+        """Workers (other processes) ring when they stored alerts: wake the dispatcher now."""
+        while not self._stopping.is_set():
+            if self._alert_bell.wait(timeout=0.5):
+                self._alert_bell.clear()
+                self.dispatcher.bell.set()
+
     def _on_captured(self, outcome: Captured) -> None:
         if outcome.outcome == "captured":
             self._doorbell.release()
@@ -155,9 +163,6 @@ class Daemon:
         next_ping, ping_every, last_status = 0.0, watchdog_interval(), ""
         try:
             while not self._stopping.wait(timeout=0.2):
-                if self._alert_bell.is_set():
-                    self._alert_bell.clear()
-                    self.dispatcher.bell.set()
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()

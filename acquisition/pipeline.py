@@ -33,6 +33,21 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_LAYOUTS: dict[Path, tuple[int, Layout]] = {}
+
+
+def cached_layout(path: Path) -> Layout:
+    """A layout, parsed again only when its file changed (workers analyse many plates)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return load_layout(path)  # raises the one-line LayoutError
+    hit = _LAYOUTS.get(path)
+    if hit is None or hit[0] != stamp:
+        hit = _LAYOUTS[path] = (stamp, load_layout(path))
+    return hit[1]
+
+
 def resolve_layout(
     path: Path, plate: Plate, default: Path | None, layouts_dir: Path | None = None
 ) -> Path:
@@ -74,15 +89,12 @@ def analyze_export(
     """Analyse every plate of an already-read export (pure apart from the report)."""
     refs = reference_table if reference_table is not None else references(settings)
     rules = response_rules(settings)
-    cache: dict[Path, Layout] = {}
     out: list[AnalysedPlate] = []
     for plate in export.plates:
         layout_path = resolve_layout(path, plate, layout, layouts_dir)
-        if layout_path not in cache:
-            cache[layout_path] = load_layout(layout_path)
         result = analyze_plate(
             plate.reads,
-            cache[layout_path],
+            cached_layout(layout_path),
             settings.qc,
             rules=rules,
             wavelength_nm=settings.analysis.wavelength_nm,

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 JSONL = "builtin:jsonl"
 CONSOLE = "builtin:console"
 MAX_ATTEMPTS = 50
+COALESCE_SECONDS = 0.05  # one outbox pass per burst of finished jobs
 _TITLE_VERDICT = {"fail": "FAILED", "warn": "needs a look"}
 
 
@@ -190,7 +191,8 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.bell.wait(timeout=1.0)
+            if self.bell.wait(timeout=1.0):
+                self._stop.wait(COALESCE_SECONDS)  # let a burst of finished jobs gather
             self.bell.clear()
             try:
                 self.dispatch_once()
