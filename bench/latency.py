@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,7 @@ def latency(files: int) -> None:
                 with (inbox / name).open("wb") as fh:
                     fh.write(plate(1000 + n))
                 closed[name] = time.monotonic()
-                wait_for(lambda name=name: name in arrived, timeout=10)
+                wait_for(partial(operator.contains, arrived, name), timeout=10)
                 time.sleep(0.3)  # let the report job run, as between real exports
         finally:
             daemon.stop()
@@ -122,7 +124,7 @@ def backlog(n: int, workers: int, *, captured: bool) -> float:
             store = store_for(url)
             # steady state: from the first finished job to the last (worker start-up excluded)
             wait_for(lambda: counts(store)["jobs"].get("done", 0) >= 1, timeout=120)
-            start, first = time.monotonic(), counts(store)["jobs"].get("done", 0)
+            start, first = time.monotonic(), int(counts(store)["jobs"].get("done", 0))
             wait_for(lambda: counts(store)["jobs"].get("done", 0) == n, timeout=600)
             elapsed = time.monotonic() - start
             store.close()

@@ -114,9 +114,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
 
 def counts(store: Store) -> dict[str, Any]:
     with store.engine.connect() as conn:
-        by_state = dict(
-            conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
-        )
+        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        by_state: dict[str, int] = {str(state): int(n) for state, n in rows}
         n_captures = conn.execute(select(func.count()).select_from(captures)).scalar_one()
         n_results = conn.execute(select(func.count()).select_from(results)).scalar_one()
         per_capture = conn.execute(
@@ -132,3 +131,59 @@ def counts(store: Store) -> dict[str, Any]:
 
 def store_for(url: str) -> Store:
     return open_store(url)
+
+
+def torture(base: Path, kills: int, seed: int, plate: Callable[[int], bytes]) -> dict[str, Any]:
+    """SIGKILL the daemon at random instants while a vendor PC streams exports in, then
+    restart it once more and let it drain. Returns the final counts and the integrity check."""
+    import random
+    import threading
+
+    from acquisition.store import integrity_ok
+
+    inbox = base / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    state = base / "state"
+    config = write_config(base / "pw.toml", state, [inbox])
+    rng = random.Random(seed)
+    written: list[Path] = []
+    stop = threading.Event()
+
+    def vendor_pc() -> None:
+        n = 0
+        while not stop.is_set():
+            path = inbox / f"plate_{n:05d}.txt"
+            path.write_bytes(plate(100 + n))
+            written.append(path)
+            n += 1
+            stop.wait(0.15)
+
+    writer = threading.Thread(target=vendor_pc)
+    writer.start()
+    try:
+        for _ in range(kills):
+            daemon = DaemonProcess(config, base / "daemon.log")
+            time.sleep(rng.uniform(0.3, 3.0))
+            daemon.kill()
+    finally:
+        stop.set()
+        writer.join()
+    daemon = DaemonProcess(config, base / "daemon.log")
+    try:
+        if not daemon.wait_for_message("READY=1"):
+            raise RuntimeError(
+                "the daemon did not come back: " + (base / "daemon.log").read_text()[-2000:]
+            )
+        store = store_for(f"sqlite:///{state}/platewatch.db")
+        # every capture ends with an analysis job and a report job, both done
+        wait_for(
+            lambda: counts(store)["jobs"] == {"done": 2 * len(written)}, timeout=60 + len(written)
+        )
+        final = counts(store)
+        final["integrity_ok"] = integrity_ok(store)
+        store.close()
+    finally:
+        final["exit_code"] = daemon.stop()
+    final["files"] = len(written)
+    final["kills"] = kills
+    return final

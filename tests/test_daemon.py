@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from acquisition.store import integrity_ok
 from tests.conftest import fresh_pg_url
-from tests.daemon_rig import DaemonProcess, counts, store_for, wait_for, write_config
+from tests.daemon_rig import DaemonProcess, counts, store_for, torture, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = (ROOT / "examples" / "mtt_plate_clean.txt").read_bytes()
@@ -105,51 +101,13 @@ def test_sighup_adds_a_watch_folder_without_restart(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(400)
 def test_sigkill_at_random_instants_loses_nothing_and_stores_nothing_twice(tmp_path: Path) -> None:
-    """≥ 20 SIGKILLs while files stream in; bench/torture.py runs the long version."""
-    inbox, state = tmp_path / "inbox", tmp_path / "state"
-    inbox.mkdir()
-    config = write_config(tmp_path / "pw.toml", state, [inbox])
-    rng = random.Random(20261125)
-    written: list[Path] = []
-    stop = threading.Event()
-
-    def vendor_pc() -> None:
-        n = 0
-        while not stop.is_set():
-            path = inbox / f"plate_{n:04d}.txt"
-            path.write_bytes(plate(100 + n))
-            written.append(path)
-            n += 1
-            stop.wait(0.15)
-
-    writer = threading.Thread(target=vendor_pc)
-    writer.start()
-    kills = 0
-    try:
-        for _ in range(20):
-            daemon = DaemonProcess(config, tmp_path / "daemon.log")
-            time.sleep(rng.uniform(0.3, 3.0))
-            daemon.kill()
-            kills += 1
-    finally:
-        stop.set()
-        writer.join()
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    try:
-        assert daemon.wait_for_message("READY=1")
-        store = store_for(f"sqlite:///{state}/platewatch.db")
-        # every capture ends with an analysis job and a report job, both done
-        assert wait_for(lambda: counts(store)["jobs"] == {"done": 2 * len(written)}, timeout=180), (
-            counts(store)
-        )
-        final = counts(store)
-        assert final["captures"] == len(written)
-        assert final["results"] == len(written) and final["max_results_per_capture"] == 1
-        assert integrity_ok(store)
-        store.close()
-    finally:
-        assert daemon.stop() == 0
-    print(f"\n{kills} SIGKILLs, {len(written)} files, every one captured and analysed exactly once")
+    """≥ 20 SIGKILLs while files stream in; bench/torture.py runs the long version (200)."""
+    final = torture(tmp_path, kills=20, seed=20261125, plate=plate)
+    print(f"\n{final}")
+    assert final["jobs"] == {"done": 2 * final["files"]}  # nothing queued, running or dead
+    assert final["captures"] == final["files"]  # every file captured once
+    assert final["results"] == final["files"] and final["max_results_per_capture"] == 1
+    assert final["integrity_ok"] and final["exit_code"] == 0
 
 
 def test_two_daemons_on_one_postgresql_never_analyse_twice(tmp_path: Path) -> None:
