@@ -186,15 +186,13 @@ class Store:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(engine: Engine, durable: bool) -> None:
-    sync = "FULL" if durable else "NORMAL"
-
+def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={sync}")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -205,14 +203,8 @@ def _sqlite_pragmas(engine: Engine, durable: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def open_store(url: str, *, create: bool = True, durable: bool = True) -> Store:
-    """Open (and create or migrate) the store at ``url``.
-
-    ``durable`` (SQLite): every commit is fsynced (``synchronous=FULL``), as captures must
-    be. Workers open with ``durable=False`` (WAL + ``NORMAL``): commits stay atomic, and a
-    power cut can only roll back the newest results together with their jobs' ``done``,
-    so those jobs run again, once — the captures they come from are durable.
-    """
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open (and create or migrate) the store at ``url``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +213,7 @@ def open_store(url: str, *, create: bool = True, durable: bool = True) -> Store:
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot open store: {exc}", source=_safe_url(url)) from None
     if engine.dialect.name == "sqlite":
-        _sqlite_pragmas(engine, durable)
+        _sqlite_pragmas(engine)
     store = Store(engine=engine, url=url)
     try:
         if create:

@@ -245,7 +245,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settings = Settings.model_validate_json(settings_json)
-    store = open_store(settings.store.url, create=False, durable=False)
+    store = open_store(settings.store.url, create=False)
     table = references(settings)
     try:
         while not stop.is_set() and os.getppid() == parent:
