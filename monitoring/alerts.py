@@ -21,15 +21,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apprise
 from sqlalchemy import Connection, and_, func, select, update
 
-from acquisition.pipeline import AnalysedPlate
 from acquisition.store import Store, alerts, deliveries, insert_row, now
 from analysis.model import SEVERITY_RANK
 from config.schema import Settings
+
+if TYPE_CHECKING:
+    from acquisition.pipeline import AnalysedPlate
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +14,10 @@ from acquisition.capture import Captured, Capturer
 from acquisition.store import Store, captures, open_store
 from acquisition.watcher import Watcher
 from config.schema import WatchSettings
+from tests.daemon_rig import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = (ROOT / "examples" / "mtt_plate_clean.txt").read_bytes()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def count(store: Store) -> int:
