@@ -239,6 +239,15 @@ def _self_start(lx: Array, zero: Mask, y: Array) -> Array | None:
     return np.array([slope, c0, d0, -intercept / slope])
 
 
+def _canonical(p: Array) -> Array:
+    """drc's form of the same curve: c the lower plateau, d the upper, b's sign the direction.
+
+    LL.4 is symmetric: (b, c, d, e) and (−b, d, c, e) are one curve, at dose 0 too.
+    """
+    b, c, d, le = p
+    return np.array([-b, d, c, le]) if c > d else p
+
+
 def _polish(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, bool]:
     def fun(p: Array) -> Array:
         return residuals(lx, zero, y, p)
@@ -350,10 +359,12 @@ def fit_ll4(
         fit.message = "no starting point"
         return _classify_unfitted(fit, x, y, control)
     p, rss, ok = best
+    p = _canonical(p)
     if _degenerate(p, y, lx[~zero]):
         # The data do not pin all four parameters (typically a step: only the top dose
         # acts). Refit inside plausible bounds rather than report a runaway optimum.
         p, rss, ok = _bounded(lx, zero, y, p)
+        p = _canonical(p)
         fit.bounded = True
         fit.message = (
             "bounded fit: the data do not determine all four parameters "

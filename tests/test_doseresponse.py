@@ -109,10 +109,17 @@ def test_rising_curve_fits_with_negative_slope() -> None:
     dose = np.repeat([0.1, 0.3, 1, 3, 10, 30], 3).astype(float)
     y = ll4(dose, -2.0, 10.0, 90.0, 2.0)
     fit = fit_ll4(dose, y)
-    # Without a dose-0 point (b, c, d) and (-b, d, c) are the same curve: compare curves.
-    grid = np.geomspace(0.05, 60, 50)
-    np.testing.assert_allclose(fit.predict(grid), ll4(grid, -2.0, 10.0, 90.0, 2.0), atol=1e-6)
-    assert fit.e == pytest.approx(2.0, rel=1e-4)
+    # (b, c, d) and (-b, d, c) are the same curve; reported in drc's form: c < d, b < 0 rising
+    assert (fit.b, fit.c, fit.d, fit.e) == pytest.approx((-2.0, 10.0, 90.0, 2.0), rel=1e-4)
+
+
+def test_falling_curve_is_reported_with_positive_slope_whatever_the_start() -> None:
+    rng = np.random.default_rng(5)
+    for seed_shift in range(20):
+        dose = np.repeat([0, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10], 4).astype(float)
+        y = ll4(dose, 1.5, 3.0, 100.0, 0.004 * (1 + seed_shift / 10)) + rng.normal(0, 4, dose.size)
+        fit = fit_ll4(dose, y, control=100)
+        assert fit.b > 0 and fit.c < fit.d
 
 
 def test_simulated_curves_recover_truth_and_ci_covers() -> None:
