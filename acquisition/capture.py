@@ -66,20 +66,15 @@ class Capturer:
         self.store = store
         self.state_dir = state_dir
 
-    def known(self, instrument: str, path: Path, size: int, mtime_ns: int) -> bool:
-        """Already captured exactly as it is now (same path, size and mtime)?"""
+    def known(self, instrument: str) -> set[tuple[str, int, int]]:
+        """(path, size, mtime_ns) of every file already captured for ``instrument``."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(captures.c.id)
-                .where(
-                    captures.c.instrument == instrument,
-                    captures.c.source_path == str(path),
-                    captures.c.size == size,
-                    captures.c.mtime_ns == mtime_ns,
+            rows = conn.execute(
+                select(captures.c.source_path, captures.c.size, captures.c.mtime_ns).where(
+                    captures.c.instrument == instrument
                 )
-                .limit(1)
-            ).first()
-        return row is not None
+            ).all()
+        return {(str(path), int(size), int(mtime)) for path, size, mtime in rows}
 
     def capture(self, instrument: str, path: Path, kind: str, *, force: bool = False) -> Captured:
         """Capture ``path`` if it is complete; ``force`` captures even an incomplete file."""

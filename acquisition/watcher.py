@@ -207,6 +207,7 @@ class Watcher:
             except OSError as exc:
                 self.stats.last_error = f"{watch.path}: cannot list: {exc.strerror}"
                 continue
+            captured: set[tuple[str, int, int]] | None = None  # one query per folder, if needed
             for path in paths:
                 try:
                     st = path.stat()
@@ -215,7 +216,9 @@ class Watcher:
                 key = (watch.instrument, str(path), st.st_size, st.st_mtime_ns)
                 if key in self._seen:
                     continue
-                if self.capturer.known(watch.instrument, path, st.st_size, st.st_mtime_ns):
+                if captured is None:
+                    captured = self.capturer.known(watch.instrument)
+                if key[1:] in captured:
                     self._seen.add(key)
                     continue
                 with self._lock:
