@@ -11,6 +11,7 @@ the configuration (watch folders added or removed without a restart).
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -220,7 +221,51 @@ class Daemon:
         ):
             problems.append(f"{queued} job(s) waiting and no worker taking them")
         status = f"{queued} queued, {running} running, {self.watcher.stats.captured} captured"
+        self._publish(
+            healthy=not problems, problems=problems, queued=int(queued), running=int(running)
+        )
         return (not problems, "; ".join(problems) or status)
+
+    def _publish(self, **health: Any) -> None:
+        """Write the live state for `platewatch status` (atomically: a reader never sees half)."""
+        stats = self.watcher.stats
+        state = {
+            "pid": os.getpid(),
+            "instance": self.instance,
+            "updated_at": time.time(),
+            **health,
+            "watchers": [
+                {
+                    "path": str(path),
+                    "instrument": folder.watch.instrument,
+                    "polling": folder.watch.polling,
+                    "alive": folder.alive(),
+                    "restarts": folder.restarts,
+                }
+                for path, folder in self.watcher.folders.items()
+            ],
+            "pending_files": len(self.watcher.pending),
+            "workers": [
+                {
+                    "index": s.index,
+                    "alive": bool(s.process and s.process.is_alive()),
+                    "restarts": s.restarts,
+                }
+                for s in self._slots
+            ],
+            "captured": stats.captured,
+            "duplicates": stats.duplicates,
+            "watch_error": stats.last_error,
+            "alerts_sent": self.dispatcher.sent,
+            "alert_error": self.dispatcher.last_error,
+        }
+        path = self.settings.service.state_dir / "daemon.json"
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc.strerror)
 
     def stop(self) -> None:
         """Ask the running daemon to drain and stop (what SIGTERM does)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -325,12 +326,36 @@ def status(config: Path | None, as_json: bool) -> None:
             "queue": queue_depth(store),
             "last_capture": last_capture(store),
             "last_error": last_error(store),
+            "daemon": _daemon_state(settings.service.state_dir),
         }
     finally:
         store.close()
     if as_json:
         emit(record)
         return
+    daemon = record["daemon"]
+    if daemon is None:
+        click.echo("daemon: not running here (no daemon.json in the state directory)")
+    elif not daemon["running"]:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(daemon.get("updated_at", 0)))
+        click.echo(f"daemon: NOT RUNNING (last seen as pid {daemon['pid']} at {seen})")
+    else:
+        health = (
+            "healthy"
+            if daemon.get("healthy")
+            else "UNHEALTHY: " + "; ".join(daemon.get("problems", []))
+        )
+        click.echo(f"daemon: pid {daemon['pid']} running, {health}")
+        for w in daemon.get("watchers", []):
+            state = "alive" if w["alive"] else "DEAD"
+            click.echo(
+                f"  watcher {w['path']} ({w['instrument']}): {state}, restarts {w['restarts']}"
+            )
+        workers = daemon.get("workers", [])
+        alive = sum(w["alive"] for w in workers)
+        click.echo(
+            f"  workers alive {alive}/{len(workers)}, files pending {daemon.get('pending_files')}"
+        )
     click.echo(f"store: {record['store']}")
     for w in record["watch"]:
         click.echo(f"watch: {w['path']} ({w['instrument']}){'' if w['exists'] else '  MISSING'}")
@@ -343,6 +368,22 @@ def status(config: Path | None, as_json: bool) -> None:
     )
     err = record["last_error"]
     click.echo(f"last error: {err['last_error']}" if err else "last error: none")
+
+
+def _daemon_state(state_dir: Path) -> dict[str, Any] | None:
+    """The running daemon's published state, with ``running`` false when it is stale."""
+    path = state_dir / "daemon.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+        alive = True
+    except (OSError, KeyError, ValueError):
+        alive = False
+    state["running"] = alive and time.time() - float(state.get("updated_at", 0)) < 120
+    return state
 
 
 @cli.command()

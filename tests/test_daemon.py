@@ -45,6 +45,10 @@ def test_capture_analyse_alert_quarantine_and_clean_stop(tmp_path: Path) -> None
         store = store_for(f"sqlite:///{state}/platewatch.db")
         assert wait_for(lambda: counts(store)["jobs"] == {"done": 6, "dead": 1})
         assert daemon.wait_for_message("WATCHDOG=1"), daemon.messages[-5:]
+        live = json.loads(cli("status", "--config", config, "--json").stdout)["daemon"]
+        assert live["running"] and live["healthy"] and live["pid"] == daemon.proc.pid
+        assert [w["alive"] for w in live["watchers"]] == [True]
+        assert [w["alive"] for w in live["workers"]] == [True, True]
         alerts_file = state / "alerts.jsonl"
         assert wait_for(
             lambda: alerts_file.exists() and len(alerts_file.read_text().splitlines()) >= 2
@@ -62,6 +66,7 @@ def test_capture_analyse_alert_quarantine_and_clean_stop(tmp_path: Path) -> None
     ).read_bytes() == EDGE  # never moved
     status = json.loads(cli("status", "--config", config, "--json").stdout)
     assert status["queue"] == {"done": 6, "dead": 1} and status["last_error"]["state"] == "dead"
+    assert status["daemon"]["running"] is False  # stopped: the published state is stale
     rows = [
         json.loads(line)
         for line in cli("results", "--config", config, "--json").stdout.splitlines()
