@@ -61,3 +61,32 @@ def store_url(request, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
     import os
 
     return fresh_pg_url(f"platewatch_test_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():  # type: ignore[no-untyped-def]
+    """STYLE.md §13: a test that leaves a non-daemon thread running fails."""
+    import threading
+    import time
+
+    def library_owned() -> set[threading.Thread]:
+        # apprise keeps one process-wide executor for every notification, by design
+        import apprise.apprise as core
+
+        pool = getattr(core, "_shared_executor", None)
+        return set(getattr(pool, "_threads", ()))
+
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        owned = library_owned()
+        leaked = [
+            t
+            for t in threading.enumerate()
+            if t not in before and t not in owned and t.is_alive() and not t.daemon
+        ]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
