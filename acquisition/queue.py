@@ -139,7 +139,12 @@ def _finish(
         values["next_attempt_at"] = next_attempt_at
     updated = conn.execute(
         update(jobs)
-        .where(jobs.c.id == job.id, jobs.c.state == "running", jobs.c.lease_owner == job.owner)
+        .where(
+            jobs.c.id == job.id,
+            jobs.c.state == "running",
+            jobs.c.lease_owner == job.owner,
+            jobs.c.attempts == job.attempts,  # the lease token: owner + attempt number
+        )
         .values(**values)
     )
     if updated.rowcount != 1:
