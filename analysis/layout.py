@@ -87,14 +87,6 @@ class Layout:
                     source=self.source,
                 )
 
-    def role_mask(self, rows: int, cols: int, *roles: str) -> np.ndarray:
-        mask = np.zeros((rows, cols), dtype=bool)
-        for name, spec in self.wells.items():
-            if spec.role in roles:
-                r, c = parse_well(name)
-                mask[r, c] = True
-        return mask
-
     def wells_with(self, *roles: str) -> list[str]:
         return [name for name, spec in self.wells.items() if spec.role in roles]
 

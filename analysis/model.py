@@ -108,9 +108,6 @@ class PlateRead:
         status = np.full((rows, cols), WellStatus.NOT_READ, dtype=object)
         return cls(values=values, status=status, **meta)
 
-    def ok_mask(self) -> npt.NDArray[np.bool_]:
-        return np.asarray(self.status == WellStatus.OK, dtype=bool)
-
     def to_dict(self) -> dict[str, Any]:
         rows, cols = self.shape
         values: list[list[float | None]] = [

@@ -51,9 +51,6 @@ class NormalisedPlate:
         out = [source[parse_well(w)] for w in wells if self.ok(w)]
         return np.asarray(out, dtype=float)
 
-    def spec(self, well: str) -> WellSpec:
-        return self.layout.wells[well]
-
 
 def choose_reads(
     reads: list[PlateRead], wavelength_nm: float, reference_band: tuple[float, float]

@@ -91,13 +91,3 @@ def _nanmedian_rows(z: Array) -> Array:
         finite = line[np.isfinite(line)]
         out[i] = float(np.median(finite)) if len(finite) else 0.0
     return out
-
-
-def linear_trend(effects: Array) -> tuple[float, float]:
-    """(end-to-end change, p) of a straight line through effects indexed 0…n−1."""
-    idx = np.arange(len(effects), dtype=float)
-    keep = np.isfinite(effects)
-    if keep.sum() < 3:
-        return math.nan, math.nan
-    result = stats.linregress(idx[keep], effects[keep])
-    return float(result.slope * (len(effects) - 1)), float(result.pvalue)
