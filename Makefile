@@ -25,6 +25,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.fit
 	$(BIN)/python -m bench.analyze
+	$(BIN)/python -m bench.qc_rates
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.torture
 

@@ -64,7 +64,6 @@ def watchdog_interval() -> float:
 class WorkerSlot:
     index: int
     process: Any = None
-    started_at: float = 0.0
     restarts: int = 0
 
 
@@ -141,7 +140,6 @@ class Daemon:
             daemon=False,
         )
         slot.process.start()
-        slot.started_at = time.monotonic()
 
     def _relay_alert_bell(self) -> None:
         """Workers (other processes) ring when they stored alerts: wake the dispatcher now."""

@@ -51,11 +51,7 @@ def _load_settings(config: Path | None) -> Any:
         fail(str(exc))
 
 
-class _Group(click.Group):
-    """Usage errors exit 2 (click's default too) with one line."""
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="platewatch")
 def cli() -> None:
     """platewatch: capture plate-reader exports, analyse them, flag failed plates.
@@ -73,8 +69,8 @@ def parse(files: tuple[Path, ...], as_json: bool) -> None:
     The format is found from the content, never the file name. Non-numeric wells keep
     their raw token (OVRFLW, MISSED, …) and a status.
     """
+    from acquisition.capture import sha256_of
     from acquisition.formats import load_bytes, read_export
-    from acquisition.pipeline import sha256_of
 
     status = 0
     for path in files:

@@ -37,6 +37,10 @@ class Captured:
     detail: str = ""
 
 
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def archive_path(state_dir: Path, instrument: str, sha256: str, name: str) -> Path:
     month = datetime.now(UTC).strftime("%Y-%m")
     return (
@@ -92,7 +96,7 @@ class Capturer:
                 return Captured("incomplete", detail=exc.message)
             except FormatError:
                 pass  # captured all the same: the worker quarantines it with the reason
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_of(data)
         with self.store.engine.connect() as conn:
             existing = conn.execute(
                 select(captures.c.id).where(

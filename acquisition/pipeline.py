@@ -6,7 +6,6 @@ a layout named after the plate barcode in the layouts folder, then the given def
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +26,6 @@ class AnalysedPlate:
     plate: Plate
     result: PlateResult
     layout_source: str
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 _LAYOUTS: dict[Path, tuple[int, Layout]] = {}

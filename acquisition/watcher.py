@@ -116,7 +116,6 @@ class WatchStats:
     duplicates: int = 0
     last_capture_at: float | None = None
     last_error: str | None = None
-    events: int = 0
 
 
 class Watcher:
@@ -147,7 +146,6 @@ class Watcher:
     def note(self, watch: WatchSettings, path: Path, closed: bool = False) -> None:
         now = self.clock()
         with self._lock:
-            self.stats.events += 1
             item = self.pending.get(path)
             if item is None:
                 item = self.pending[path] = Pending(watch, path, changed_at=now, first_seen=now)

@@ -66,7 +66,7 @@ def layout_for(settings: Settings, instrument: str) -> Path | None:
 
 
 def _analyse(
-    store: Store, capture: dict[str, Any], settings: Settings, table: dict[str, Any]
+    capture: dict[str, Any], settings: Settings, table: dict[str, Any]
 ) -> list[AnalysedPlate]:
     source = Path(capture["source_path"])
     data = Path(capture["archive_path"]).read_bytes()
@@ -90,7 +90,7 @@ def process_job(
         return _report_job(store, job, settings, capture, reference_table)
     source = Path(capture["source_path"])
     try:
-        analysed = _analyse(store, capture, settings, reference_table)
+        analysed = _analyse(capture, settings, reference_table)
     except PlatewatchError as exc:
         return _dead(store, job, settings, hooks, capture, str(exc))
     except OSError as exc:
@@ -152,7 +152,7 @@ def _report_job(
 ) -> str:
     """Render the PNG + HTML report of a capture's newest results (re-running its analysis)."""
     try:
-        analysed = _analyse(store, capture, settings, table)
+        analysed = _analyse(capture, settings, table)
         with store.engine.connect() as conn:
             newest_job = conn.execute(
                 select(results.c.job_id)

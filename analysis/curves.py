@@ -116,7 +116,7 @@ def fit_curves(
         used = [w for w in wells if plate.ok(w) and math.isfinite(plate.viability[parse_well(w)])]
         doses = np.array(
             [
-                layout.wells[w].conc or 0.0 if layout.wells[w].role == "treated" else 0.0
+                (layout.wells[w].conc or 0.0) if layout.wells[w].role == "treated" else 0.0
                 for w in used
             ]
         )

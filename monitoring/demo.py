@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from acquisition.store import list_results, open_store
@@ -60,7 +61,7 @@ def vendor_pc(inbox: Path, stop: threading.Event, every: float = 4.0) -> None:
         )
 
 
-def printer(settings: Settings, stop: threading.Event, echo: object) -> None:
+def printer(settings: Settings, stop: threading.Event, echo: Callable[[str], None]) -> None:
     """Print each stored result once, as it arrives."""
     store = open_store(settings.store.url)
     seen: set[int] = set()

@@ -112,7 +112,7 @@ def simulate_plate(
                     v = 100.0
                 else:
                     t = chosen.get(spec.cell_line if spec else None, Truth(1.0, 5.0, 1.0))
-                    dose = spec.conc or 0.0 if spec else 0.0
+                    dose = (spec.conc or 0.0) if spec else 0.0
                     v = t.c + (100.0 - t.c) / (1.0 + (dose / t.e) ** t.b) if dose > 0 else 100.0
                 od = blank_od + signal * v / 100.0 * cell_factor[r, c] * (1 + rng.normal(0, cv))
                 if role != "positive_control" and v > 50:

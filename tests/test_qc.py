@@ -177,3 +177,28 @@ def test_ezmtt_real_plate_analyses_sensibly(corpus: Path, settings, references) 
     assert drug_b.response == "none" and drug_b.ic50_qualifier == ">" and drug_b.ic50 == 10000
     assert any(f.code == "no_dose_response" for f in result.flags)
     assert result.verdict == "warn"
+
+
+def test_untreated_wells_enter_the_fit_at_dose_zero_even_with_a_conc_key(
+    settings, references, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A layout may give untreated wells a concentration key (e.g. a column-wide conc): they
+    are still the 0-dose control of the curve."""
+    body = (
+        (ROOT / "config/layouts/mtt-96.toml")
+        .read_text()
+        .replace(
+            "[col.'2,11']\nrole = \"untreated\"",
+            "[col.'2,11']\nrole = \"untreated\"\nconc_IU_mL = 5",
+        )
+    )
+    path = tmp_path / "untreated_with_conc.toml"
+    path.write_text(body)
+    layout = load_layout(path)
+    assert layout.wells["A2"].role == "untreated" and layout.wells["A2"].conc == 5
+    sim = simulate_plate(layout, 12)
+    result = analyze_plate([sim.read], layout, settings.qc, references=references)
+    for curve in result.curves:
+        untreated = [w for w in curve.wells if layout.wells[w].role == "untreated"]
+        assert untreated and float(curve.doses.max()) == 10.0  # top dose of the series, not 5
+        assert int((curve.doses == 0).sum()) == len(untreated)
