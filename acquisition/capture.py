@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from acquisition.formats import read_export
 from acquisition.queue import enqueue
 from acquisition.store import Store, captures, insert_row, utc_now
-from analysis.report import safe_stem
+from analysis.model import safe_stem
 from errors import FormatError, IncompleteFileError
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from analysis.assay import PlateResult, analyze_plate
 from analysis.curves import ReferenceRange
 from analysis.doseresponse import ResponseRules
 from analysis.layout import Layout, load_layout
-from analysis.model import ExportFile, Plate
-from analysis.report import safe_stem, write_report
+from analysis.model import ExportFile, Plate, safe_stem
+from analysis.report import write_report
 from config import Settings, load_reference_ic50
 from errors import LayoutError
 

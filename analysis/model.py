@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -183,3 +184,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem from instrument data that cannot escape the report folder."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "plate"
+    return stem[:120]

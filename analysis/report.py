@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -21,17 +20,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from analysis.assay import PlateResult
-from analysis.model import parse_well, row_label
+from analysis.model import parse_well, row_label, safe_stem
 
 _SEVERITY_COLOUR = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 _VERDICT_COLOUR = {"pass": "#2ca02c", "warn": "#ff7f0e", "fail": "#d62728"}
 _ROLE_MARK = {"blank": "B", "untreated": "U", "positive_control": "+", "empty": "·"}
-
-
-def safe_stem(name: str) -> str:
-    """A file-name stem from instrument data that cannot escape the report folder."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "plate"
-    return stem[:120]
 
 
 def render_figure(result: PlateResult, title: str) -> Figure:

@@ -203,3 +203,17 @@ def test_sqlite_runs_in_wal_with_full_sync(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     store.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "..", "/abs/path.txt", "a\\..\\b", "", "ok name (1).txt"]
+)
+def test_instrument_names_never_escape_the_state_directory(tmp_path: Path, name: str) -> None:
+    """DESIGN.md §7: file names and barcodes from instruments are data, not paths."""
+    from acquisition.capture import archive_path
+    from analysis.model import safe_stem
+
+    stem = safe_stem(name)
+    assert stem and "/" not in stem and "\\" not in stem and not stem.startswith(".")
+    path = archive_path(tmp_path, name, "0" * 64, name)
+    assert path.resolve().is_relative_to(tmp_path.resolve())
