@@ -14,9 +14,10 @@ from analysis.assay import PlateResult, analyze_plate
 from analysis.curves import ReferenceRange
 from analysis.doseresponse import ResponseRules
 from analysis.layout import Layout, load_layout
-from analysis.model import ExportFile, Plate, safe_stem
+from analysis.model import safe_stem
 from analysis.report import write_report
 from config import Settings, load_reference_ic50
+from datamodel import ExportFile, Plate
 from errors import LayoutError
 
 

@@ -9,10 +9,11 @@ from typing import Any, Protocol
 from analysis.curves import Curve, ReferenceRange, curve_flags, fit_curves
 from analysis.doseresponse import ResponseRules
 from analysis.layout import Layout
-from analysis.model import SEVERITY_RANK, Flag, PlateRead, Verdict, verdict_of
+from analysis.model import SEVERITY_RANK, Flag, Verdict, verdict_of
 from analysis.plate import NormalisedPlate, choose_reads, normalise
 from analysis.qc import QCThresholds, control_flags, replicate_flags, well_status_flags
 from analysis.spatial import SpatialThresholds, spatial_flags
+from datamodel import PlateRead
 
 
 class PlateThresholds(QCThresholds, SpatialThresholds, Protocol):

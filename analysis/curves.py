@@ -11,8 +11,9 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.doseresponse import LL4Fit, ResponseRules, fit_ll4
-from analysis.model import Flag, WellStatus, parse_well
+from analysis.model import Flag
 from analysis.plate import NormalisedPlate
+from datamodel import WellStatus, parse_well
 
 Array = npt.NDArray[np.float64]
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import wellmap
 
-from analysis.model import parse_well, well_name
+from datamodel import parse_well, well_name
 from errors import LayoutError
 
 Role = Literal[

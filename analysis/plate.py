@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.layout import CELL_ROLES, Layout, WellSpec
-from analysis.model import PlateRead, WellStatus, parse_well
+from datamodel import PlateRead, WellStatus, parse_well
 from errors import AnalysisError
 
 Array = npt.NDArray[np.float64]

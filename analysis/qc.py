@@ -13,9 +13,10 @@ import numpy.typing as npt
 
 from analysis.curves import Curve
 from analysis.layout import CELL_ROLES
-from analysis.model import Flag, WellStatus, parse_well
+from analysis.model import Flag
 from analysis.plate import NormalisedPlate
 from analysis.stats import cv, mad, z_prime
+from datamodel import WellStatus, parse_well
 
 Array = npt.NDArray[np.float64]
 

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from analysis.assay import PlateResult
-from analysis.model import parse_well, row_label, safe_stem
+from analysis.model import safe_stem
+from datamodel import parse_well, row_label
 
 _SEVERITY_COLOUR = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 _VERDICT_COLOUR = {"pass": "#2ca02c", "warn": "#ff7f0e", "fail": "#d62728"}

@@ -23,9 +23,10 @@ from scipy import optimize, special
 
 from analysis.curves import Curve
 from analysis.doseresponse import ll4, log_dose
-from analysis.model import Flag, parse_well, well_name
+from analysis.model import Flag
 from analysis.plate import NormalisedPlate
 from analysis.stats import mann_whitney_p, median_polish
+from datamodel import parse_well, well_name
 
 Array = npt.NDArray[np.float64]
 

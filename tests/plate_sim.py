@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from analysis.layout import Layout
-from analysis.model import PlateRead, WellStatus, parse_well, well_name
+from datamodel import PlateRead, WellStatus, parse_well, well_name
 
 
 @dataclass(frozen=True)

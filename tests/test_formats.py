@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acquisition.formats import read_export
-from analysis.model import WellStatus
+from datamodel import WellStatus
 from errors import FormatError, IncompleteFileError
 
 GEN5 = [
@@ -238,7 +238,7 @@ def test_grid_roundtrip_property(values: list[str], delimiter: str) -> None:
 )
 def test_gen5_roundtrip_property(cells: list[float | str]) -> None:
     """Any 96-well endpoint read written as a Gen5 export reads back well for well."""
-    from analysis.model import PlateRead
+    from datamodel import PlateRead
     from tests.plate_sim import to_gen5_text
 
     read = PlateRead.empty(8, 12)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from acquisition.formats import Reader, Sample
+from acquisition.formats.base import Reader, Sample
 from acquisition.formats.text import grid_to_read, parse_cell, parse_clock, wavelength_from_label
-from analysis.model import ExportFile, Plate, PlateRead, parse_well, row_index
+from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, parse_well, row_index
 from errors import IncompleteFileError
 
 _HEADER_KEYS = {
@@ -36,14 +36,10 @@ _SKIP_SECTIONS = {"layout", "procedure details"}
 _DERIVED = re.compile(r"^(blank |\[|well id$|conc/dil$|count$|mean$|std dev$|cv)", re.IGNORECASE)
 
 
-def _sniff(sample: Sample) -> bool:
-    if sample.is_zip:
-        return False
-    try:
-        head = sample.lines[:40]
-    except Exception:
-        return False
-    return any(line.startswith("Software Version\t") for line in head)
+def _sniff(sample: Sample) -> bool | None:
+    if any(line.startswith("Software Version\t") for line in sample.head_lines[:40]):
+        return True
+    return None
 
 
 @dataclass
@@ -56,7 +52,7 @@ class _PlateState:
     full_plate: bool = False  # the procedure says "Full Plate": every row must be there
 
 
-def _read(sample: Sample) -> ExportFile:
+def _read(sample: Sample, _found: bool) -> ExportFile:
     lines = [line.rstrip("\r") for line in sample.lines]
     ends_cleanly = sample.text.endswith(("\n", "\r"))
     plates: list[_PlateState] = []
@@ -139,11 +135,11 @@ def _looks_like_well(text: str) -> bool:
 
 
 def _plate_shape(header: dict[str, str], max_row: int, max_col: int) -> tuple[int, int] | None:
-    plate_type = header.get("plate_type", "")
-    for wells, shape in (("1536", (32, 48)), ("384", (16, 24)), ("96", (8, 12))):
-        if wells in plate_type:
-            if max_row < shape[0] and max_col < shape[1]:
-                return shape
+    """The plate format the header's ``Plate Type`` names ("… 96 well …"), if it fits."""
+    for wells in re.findall(r"(?<![0-9])([0-9]{1,4})(?![0-9])", header.get("plate_type", "")):
+        shape = PLATE_FORMATS.get(int(wells))
+        if shape is not None and max_row < shape[0] and max_col < shape[1]:
+            return shape
     return None
 
 
@@ -203,6 +199,7 @@ def _read_grid(
         plate.reads.append(
             grid_to_read(
                 wells,
+                source=sample.path,
                 rows=shape[0] if shape else None,
                 cols=shape[1] if shape else None,
                 label=label,
@@ -263,6 +260,7 @@ def _read_kinetic(
         plate.reads.append(
             grid_to_read(
                 [(r, c, cells[j] if j < len(cells) else "") for j, (r, c) in wells],
+                source=sample.path,
                 rows=shape[0] if shape else None,
                 cols=shape[1] if shape else None,
                 label=title or "kinetic",
@@ -277,4 +275,12 @@ def _read_kinetic(
     return i
 
 
-READER = Reader(name="gen5", sniff=_sniff, read=_read, priority=10)
+READER: Reader[bool] = Reader(
+    name="gen5",
+    kind="plate",
+    sniff=_sniff,
+    read=_read,
+    priority=10,
+    max_bytes=16 * 1024 * 1024,
+    describe="BioTek Gen5 text export",
+)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from analysis.model import PlateRead, WellStatus, plate_format_for, well_name
+from datamodel import PlateRead, WellStatus, plate_format_for, well_name
 from errors import FormatError
 
 _TOKENS: dict[str, WellStatus] = {
@@ -31,8 +31,9 @@ _TOKENS: dict[str, WellStatus] = {
     "nan": WellStatus.INVALID,
     "n/a": WellStatus.INVALID,
 }
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
-_WAVELENGTH = re.compile(r"(?<!\d)([2-9]\d{2}|1[0-9]{3})(?!\d)")
+_NUMBER = re.compile(r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
+_WAVELENGTH = re.compile(r"(?<![0-9])([2-9][0-9]{2}|1[0-9]{3})(?![0-9])")
+_CLOCK = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def decode(data: bytes, source: str) -> str:
@@ -75,7 +76,10 @@ def parse_cell(token: str, *, decimal_comma: bool = True) -> tuple[float, WellSt
             if not decimal_comma:
                 return math.nan, WellStatus.INVALID
             text = text.replace(",", ".")
-        return float(text), WellStatus.OK
+        value = float(text)
+        if not math.isfinite(value):  # '1e999': no reader measures that
+            return math.nan, WellStatus.INVALID
+        return value, WellStatus.OK
     return math.nan, WellStatus.INVALID
 
 
@@ -96,6 +100,7 @@ def wavelength_from_label(label: str) -> float | None:
 def grid_to_read(
     cells: Iterable[tuple[int, int, str]],
     *,
+    source: object,
     rows: int | None = None,
     cols: int | None = None,
     decimal_comma: bool = True,
@@ -104,13 +109,24 @@ def grid_to_read(
     """Build a :class:`PlateRead` from (row, col, token) triples.
 
     The plate format is the smallest standard one holding every well unless given; wells
-    not in ``cells`` are ``not_read``; every non-ok token is kept verbatim.
+    not in ``cells`` are ``not_read``; every non-ok token is kept verbatim. A well that no
+    standard plate holds is a FormatError naming ``source``.
     """
     items = list(cells)
     if not items:
-        raise ValueError("no wells")
+        raise FormatError("a plate grid without wells", source=str(source))
+    max_row = max(r for r, _, _ in items)
+    max_col = max(c for _, c, _ in items)
     if rows is None or cols is None:
-        rows, cols = plate_format_for(max(r for r, _, _ in items), max(c for _, c, _ in items))
+        try:
+            rows, cols = plate_format_for(max_row, max_col)
+        except ValueError as exc:
+            raise FormatError(str(exc), source=str(source)) from None
+    elif max_row >= rows or max_col >= cols or min(min(r, c) for r, c, _ in items) < 0:
+        raise FormatError(
+            f"well {well_name(max_row, max_col)} is outside the {rows}x{cols} plate",
+            source=str(source),
+        )
     read = PlateRead.empty(rows, cols, **meta)  # type: ignore[arg-type]
     for r, c, token in items:
         value, status = parse_cell(token, decimal_comma=decimal_comma)
@@ -125,7 +141,7 @@ def grid_to_read(
 def parse_clock(text: str) -> float | None:
     """'1:04:22' → 3862.0 seconds; '0:15:00' → 900.0; None when it is not a clock."""
     parts = text.strip().split(":")
-    if len(parts) not in (2, 3) or not all(p.replace(".", "", 1).isdigit() for p in parts):
+    if len(parts) not in (2, 3) or not all(_CLOCK.fullmatch(p) for p in parts):
         return None
     total = 0.0
     for part in parts:
