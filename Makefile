@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/platewatch.toml
+PEERS  ?= .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test run bench lint clean
+.PHONY: demo test run bench lint clean peers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,16 +15,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The cross-check and benchmark peers (allotropy, flowio, fcsparser, FlowCal, FlowKit) in
+# their own environment: they pin older pandas than platewatch runs on.
+$(PEERS_STAMP): bench/peers/requirements.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -r bench/peers/requirements.txt
+	$(PEERS)/bin/python -m pip install --quiet --no-deps fcsparser==0.2.8
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/platewatch demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP) $(PEERS_STAMP)
+	PLATEWATCH_PEERS_PYTHON=$(abspath $(PEERS))/bin/python PLATEWATCH_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q
 
 run: $(STAMP)
 	$(BIN)/platewatch run --config $(CONFIG)
 
-bench: $(STAMP)
+bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m bench.fit
 	$(BIN)/python -m bench.analyze
 	$(BIN)/python -m bench.qc_rates
@@ -35,4 +48,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) $(PEERS) var build *.egg-info
