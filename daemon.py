@@ -2,16 +2,19 @@
 
 Kept beside ``service.py`` (the CLI) so that both stay small: this module composes, it
 does not compute. One process: observer threads and the stabiliser capture files; analysis
-runs in ``service.workers`` spawned processes; the alert dispatcher is a thread. systemd
-sees ``READY=1`` after the first rescan, ``STATUS=`` lines, and ``WATCHDOG=1`` only while
-the health check passes (observers alive, stabiliser and dispatcher alive, workers alive,
-and queued work being taken). SIGTERM drains in-flight jobs and exits 0; SIGHUP reloads
-the configuration (watch folders added or removed without a restart).
+runs in spawned worker processes; the alert dispatcher is a thread. Each pass of the main
+loop does three separate things: **supervise** (restart a dead observer or worker),
+**check health** (observers, stabiliser, dispatcher, workers alive, queued work being
+taken), **publish** (``daemon.json`` for ``platewatch status``, sd_notify for systemd:
+``READY=1`` after the first rescan, ``STATUS=``, ``WATCHDOG=1`` only while healthy).
+
+Settings come in generations: the workers of one generation all run the same settings,
+and a reload (SIGHUP) makes a new generation and replaces every worker with one of it.
+SIGTERM drains in-flight jobs and exits 0.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -23,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from acquisition.capture import Captured, Capturer
-from acquisition.queue import release_leases
-from acquisition.store import Store, jobs, open_store
+from acquisition.daemon_state import DaemonState, WatcherState, WorkerState
+from acquisition.queue import QueueCounts, counts, release_leases
+from acquisition.store import Store, open_store
 from acquisition.watcher import Watcher
 from acquisition.worker import Hooks, worker_main
 from config import load_config
@@ -60,11 +62,30 @@ def watchdog_interval() -> float:
     return int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 1.0
 
 
+@dataclass(frozen=True)
+class Generation:
+    """One version of the settings; every worker of a generation runs exactly these."""
+
+    number: int
+    settings: Settings
+    as_json: str
+
+
 @dataclass
 class WorkerSlot:
     index: int
+    generation: int = 0
     process: Any = None
+    stop: Any = None  # this worker's own stop event (a reload retires one slot at a time)
     restarts: int = 0
+
+
+@dataclass
+class Health:
+    healthy: bool
+    problems: list[str]
+    queue: QueueCounts
+    status: str
 
 
 @dataclass
@@ -79,13 +100,14 @@ class Daemon:
         self.instance = self.settings.service.instance or socket.gethostname()
         self.boot = f"{os.getpid()}-{int(time.time())}"
         self._ctx = mp.get_context("spawn")
-        self._stop_workers = self._ctx.Event()
         self._doorbell = self._ctx.Semaphore(0)
         self._alert_bell = self._ctx.Event()
         self._slots: list[WorkerSlot] = []
+        self._retiring: list[WorkerSlot] = []
         self._stopping = threading.Event()
         self._reload = threading.Event()
         self._last_progress = time.monotonic()
+        self.generation = Generation(1, self.settings, self.settings.model_dump_json())
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -122,21 +144,24 @@ class Daemon:
         sd_notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in self.settings.watch))
 
     def _spawn(self, slot: WorkerSlot) -> None:
-        owner = f"{self.instance}/{self.boot}/{slot.index}"
+        generation = self.generation
+        owner = f"{self.instance}/{self.boot}/{generation.number}.{slot.index}"
         hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
+        slot.generation = generation.number
+        slot.stop = self._ctx.Event()
         slot.process = self._ctx.Process(
             target=worker_main,
             args=(
-                self.settings.model_dump_json(),
+                generation.as_json,
                 owner,
-                self._stop_workers,
+                slot.stop,
                 self._doorbell,
                 self._alert_bell,
                 hooks,
                 logging.getLogger().level,
                 os.getpid(),
             ),
-            name=f"platewatch-worker-{slot.index}",
+            name=f"platewatch-worker-{generation.number}.{slot.index}",
             daemon=False,
         )
         slot.process.start()
@@ -171,9 +196,11 @@ class Daemon:
                 if time.monotonic() < next_ping:
                     continue
                 next_ping = time.monotonic() + ping_every
-                healthy, status = self.health()
-                status = status if healthy else f"unhealthy: {status}"
-                message = "WATCHDOG=1" if healthy else ""
+                self.supervise()
+                health = self.health()
+                self.publish(health)
+                status = health.status if health.healthy else f"unhealthy: {health.status}"
+                message = "WATCHDOG=1" if health.healthy else ""
                 if status != last_status:
                     message += f"\nSTATUS={status}"
                     last_status = status
@@ -183,93 +210,97 @@ class Daemon:
             self.shutdown()
         return 0
 
-    def health(self) -> tuple[bool, str]:
-        """(healthy, status line). Restarts dead observers and dead worker processes."""
+    def supervise(self) -> None:
+        """Restart what died: observers (a share that dropped) and worker processes."""
+        self.watcher.supervise()
+        if self._stopping.is_set():
+            return
+        for slot in self._slots:
+            if slot.process is not None and not slot.process.is_alive():
+                log.error(
+                    "worker %d exited (code %s); restarting it on settings generation %d",
+                    slot.index,
+                    slot.process.exitcode,
+                    self.generation.number,
+                )
+                slot.restarts += 1
+                self._spawn(slot)
+        self._retiring = [s for s in self._retiring if s.process.is_alive()]
+
+    def health(self) -> Health:
+        """Whether everything that must run runs and queued work is being taken."""
         problems = []
-        if not self.watcher.supervise():
+        if not self.watcher.all_alive():
             problems.append("an observer cannot watch its folder")
         if not self.watcher.alive():
             problems.append("stabiliser stopped")
         if not self.dispatcher.alive():
             problems.append("alert dispatcher stopped")
-        for slot in self._slots:
-            if (
-                slot.process is not None
-                and not slot.process.is_alive()
-                and not self._stopping.is_set()
-            ):
-                log.error(
-                    "worker %d exited (code %s); restarting it", slot.index, slot.process.exitcode
-                )
-                slot.restarts += 1
-                self._spawn(slot)
-        with self.store.engine.connect() as conn:
-            queued = conn.execute(
-                select(func.count()).where(
-                    jobs.c.state == "queued", jobs.c.next_attempt_at <= time.time()
-                )
-            ).scalar_one()
-            running = conn.execute(
-                select(func.count()).where(jobs.c.state == "running")
-            ).scalar_one()
-        if running or not queued:
+        dead = [s.index for s in self._slots if s.process is None or not s.process.is_alive()]
+        if dead:
+            problems.append(f"worker(s) {dead} not running")
+        queue = counts(self.store)
+        if queue.running or not queue.due:
             self._last_progress = time.monotonic()
         elif time.monotonic() - self._last_progress > max(
             60.0, self.settings.service.lease_seconds
         ):
-            problems.append(f"{queued} job(s) waiting and no worker taking them")
-        status = f"{queued} queued, {running} running, {self.watcher.stats.captured} captured"
-        self._publish(
-            healthy=not problems, problems=problems, queued=int(queued), running=int(running)
+            problems.append(f"{queue.due} job(s) waiting and no worker taking them")
+        status = (
+            f"{queue.queued} queued, {queue.running} running, "
+            f"{self.watcher.stats.captured} captured"
         )
-        return (not problems, "; ".join(problems) or status)
+        return Health(not problems, problems, queue, "; ".join(problems) or status)
 
-    def _publish(self, **health: Any) -> None:
-        """Write the live state for `platewatch status` (atomically: a reader never sees half)."""
+    def publish(self, health: Health) -> None:
+        """Write the live state for `platewatch status` and the dashboard."""
         stats = self.watcher.stats
-        state = {
-            "pid": os.getpid(),
-            "instance": self.instance,
-            "updated_at": time.time(),
-            **health,
-            "watchers": [
-                {
-                    "path": str(path),
-                    "instrument": folder.watch.instrument,
-                    "polling": folder.watch.polling,
-                    "alive": folder.alive(),
-                    "restarts": folder.restarts,
-                }
+        state = DaemonState(
+            pid=os.getpid(),
+            instance=self.instance,
+            updated_at=time.time(),
+            healthy=health.healthy,
+            problems=health.problems,
+            generation=self.generation.number,
+            queue=health.queue.by_state,
+            queued_due=health.queue.due,
+            watchers=[
+                WatcherState(
+                    path=str(path),
+                    instrument=folder.watch.instrument,
+                    polling=folder.watch.polling,
+                    alive=folder.alive(),
+                    restarts=folder.restarts,
+                )
                 for path, folder in self.watcher.folders.items()
             ],
-            "pending_files": len(self.watcher.pending),
-            "workers": [
-                {
-                    "index": s.index,
-                    "alive": bool(s.process and s.process.is_alive()),
-                    "restarts": s.restarts,
-                }
+            workers=[
+                WorkerState(
+                    index=s.index,
+                    alive=bool(s.process and s.process.is_alive()),
+                    restarts=s.restarts,
+                    generation=s.generation,
+                )
                 for s in self._slots
             ],
-            "captured": stats.captured,
-            "duplicates": stats.duplicates,
-            "watch_error": stats.last_error,
-            "alerts_sent": self.dispatcher.sent,
-            "alert_error": self.dispatcher.last_error,
-        }
-        path = self.settings.service.state_dir / "daemon.json"
-        tmp = path.with_name(path.name + ".tmp")
+            pending_files=len(self.watcher.pending),
+            captured=stats.captured,
+            duplicates=stats.duplicates,
+            watch_error=stats.last_error,
+            alerts_sent=self.dispatcher.sent,
+            alert_error=self.dispatcher.last_error,
+        )
         try:
-            tmp.write_text(json.dumps(state), encoding="utf-8")
-            tmp.replace(path)
+            state.write(self.settings.service.state_dir)
         except OSError as exc:
-            log.warning("cannot write %s: %s", path, exc.strerror)
+            log.warning("cannot write the daemon state: %s", exc.strerror)
 
     def stop(self) -> None:
         """Ask the running daemon to drain and stop (what SIGTERM does)."""
         self._stopping.set()
 
     def reload(self) -> None:
+        """SIGHUP: a new settings generation for watchers, alerts and every worker."""
         if self.config_path is None:
             log.warning("reload ignored: the daemon was not started from a config file")
             return
@@ -288,21 +319,42 @@ class Daemon:
                 self.watcher.remove(path)
                 self.watcher.add(watch)
         self.settings = fresh
-        self.dispatcher.settings = fresh
+        self.generation = Generation(self.generation.number + 1, fresh, fresh.model_dump_json())
+        self.dispatcher.apply(fresh)
+        self._replace_workers()
         self.watcher.rescan()
         log.info(
-            "configuration reloaded (%d watch folder(s)); analysis settings apply to workers after restart",
+            "configuration reloaded: settings generation %d, %d watch folder(s); every worker "
+            "restarted onto it",
+            self.generation.number,
             len(new),
         )
+
+    def _replace_workers(self) -> None:
+        """Retire every worker (it finishes its job) and start one of the new generation."""
+        count = self.settings.service.workers
+        for slot in self._slots:
+            slot.stop.set()
+            self._retiring.append(slot)
+        for _ in self._slots:
+            self._doorbell.release()  # wake idle old workers so they see their stop
+        self._slots = []
+        for i in range(count):
+            slot = WorkerSlot(i)
+            self._slots.append(slot)
+            self._spawn(slot)
 
     def shutdown(self) -> None:
         sd_notify("STOPPING=1")
         log.info("stopping: finishing in-flight jobs")
         self.watcher.stop()
-        self._stop_workers.set()
-        for _ in self._slots:
+        everyone = self._slots + self._retiring
+        for slot in everyone:
+            if slot.stop is not None:
+                slot.stop.set()
+        for _ in everyone:
             self._doorbell.release()
-        for slot in self._slots:
+        for slot in everyone:
             if slot.process is not None:
                 slot.process.join(timeout=max(30.0, self.settings.service.lease_seconds))
                 if slot.process.is_alive():

@@ -11,15 +11,16 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from acquisition.formats import read_export
+from acquisition.formats import read_any
 from acquisition.queue import enqueue
 from acquisition.store import Store, captures, insert_row, utc_now
 from analysis.model import safe_stem
@@ -28,6 +29,51 @@ from errors import FormatError, IncompleteFileError
 log = logging.getLogger(__name__)
 
 Outcome = Literal["captured", "duplicate", "incomplete", "gone"]
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One captured thing (DESIGN.md §1): a file export or a driver read, never modified."""
+
+    id: int
+    instrument: str
+    source_path: str
+    file_name: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    archive_path: str
+    kind: str  # the analyser that takes it: "plate", "cytometry", … (acquisition.kinds)
+    captured_at: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Capture:
+        return cls(
+            id=int(row["id"]),
+            instrument=str(row["instrument"]),
+            source_path=str(row["source_path"]),
+            file_name=str(row["file_name"]),
+            sha256=str(row["sha256"]),
+            size=int(row["size"]),
+            mtime_ns=int(row["mtime_ns"]),
+            archive_path=str(row["archive_path"]),
+            kind=str(row["kind"]),
+            captured_at=str(row["captured_at"]),
+        )
+
+    @property
+    def source(self) -> Path:
+        return Path(self.source_path)
+
+    @property
+    def archive(self) -> Path:
+        return Path(self.archive_path)
+
+
+def load_capture(store: Store, capture_id: int) -> Capture:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(captures).where(captures.c.id == capture_id)).mappings().one()
+    return Capture.from_row(dict(row))
 
 
 @dataclass(frozen=True)
@@ -41,8 +87,12 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def archive_path(state_dir: Path, instrument: str, sha256: str, name: str) -> Path:
-    month = datetime.now(UTC).strftime("%Y-%m")
+def archive_path(
+    state_dir: Path, instrument: str, sha256: str, name: str, t: float | None = None
+) -> Path:
+    """Where a capture is archived: by instrument and month, under a name it cannot escape."""
+    when = datetime.now(UTC) if t is None else datetime.fromtimestamp(t, UTC)
+    month = when.strftime("%Y-%m")
     return (
         state_dir / "archive" / safe_stem(instrument) / month / f"{sha256[:16]}_{safe_stem(name)}"
     )
@@ -80,8 +130,21 @@ class Capturer:
             ).all()
         return {(str(path), int(size), int(mtime)) for path, size, mtime in rows}
 
-    def capture(self, instrument: str, path: Path, kind: str, *, force: bool = False) -> Captured:
-        """Capture ``path`` if it is complete; ``force`` captures even an incomplete file."""
+    def capture(
+        self,
+        instrument: str,
+        path: Path,
+        kind: str = "auto",
+        *,
+        force: bool = False,
+        format: str | None = None,
+    ) -> Captured:
+        """Capture ``path`` if it is complete; ``force`` captures even an incomplete file.
+
+        ``kind`` "auto" takes the kind of what the file turned out to be (a plate export
+        or a cytometry file); an unreadable file keeps the folder's kind and is quarantined
+        by its worker with the reason.
+        """
         try:
             st = path.stat()
             data = path.read_bytes()
@@ -89,13 +152,22 @@ class Capturer:
             return Captured("gone")
         except OSError as exc:
             return Captured("incomplete", detail=f"cannot read yet: {exc.strerror}")
-        if not force:
-            try:
-                read_export(path, data)
-            except IncompleteFileError as exc:
+        found_kind = None
+        try:
+            found_kind = read_any(path, data, format=format).kind
+        except IncompleteFileError as exc:
+            if not force:
                 return Captured("incomplete", detail=exc.message)
-            except FormatError:
-                pass  # captured all the same: the worker quarantines it with the reason
+        except FormatError:
+            pass  # captured all the same: the worker quarantines it with the reason
+        if kind == "auto":
+            kind = found_kind or "plate"
+        return self.store_bytes(instrument, path, data, kind, mtime_ns=st.st_mtime_ns)
+
+    def store_bytes(
+        self, instrument: str, path: Path, data: bytes, kind: str, *, mtime_ns: int = 0
+    ) -> Captured:
+        """Archive ``data`` (from ``path``, or a driver read's document) and record it + its job."""
         sha = sha256_of(data)
         with self.store.engine.connect() as conn:
             existing = conn.execute(
@@ -105,7 +177,7 @@ class Capturer:
             ).scalar()
         if existing is not None:
             return Captured("duplicate", int(existing))
-        dest = archive_path(self.state_dir, instrument, sha, path.name)
+        dest = archive_path(self.state_dir, instrument, sha, path.name, self.store.now())
         _write_durably(dest, data)
         try:
             with self.store.begin() as conn:
@@ -117,12 +189,12 @@ class Capturer:
                     file_name=path.name,
                     sha256=sha,
                     size=len(data),
-                    mtime_ns=st.st_mtime_ns,
+                    mtime_ns=mtime_ns,
                     archive_path=str(dest),
                     kind=kind,
-                    captured_at=utc_now(),
+                    captured_at=utc_now(self.store.clock),
                 )
-                enqueue(conn, capture_id)
+                enqueue(conn, capture_id, clock=self.store.clock)
         except IntegrityError:
             return Captured("duplicate")  # another daemon on the same store was faster
         log.info("captured %s as capture %d", path, capture_id, extra={"instrument": instrument})

@@ -1,11 +1,14 @@
 """One export file → its analysed plates: what the CLI and the daemon's workers both run.
 
-Layout resolution (DESIGN.md §5.2): a sidecar ``<stem>.layout.toml`` next to the file, then
-a layout named after the plate barcode in the layouts folder, then the given default.
+Layout resolution (DESIGN.md §5.2): a layout the user names explicitly wins; otherwise a
+sidecar ``<stem>.layout.toml`` next to the file, then a layout named after the plate
+barcode in the layouts folder, then the watch folder's default. The layout used is named
+in every result.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +18,6 @@ from analysis.curves import ReferenceRange
 from analysis.doseresponse import ResponseRules
 from analysis.layout import Layout, load_layout
 from analysis.model import safe_stem
-from analysis.report import write_report
 from config import Settings, load_reference_ic50
 from datamodel import ExportFile, Plate
 from errors import LayoutError
@@ -45,8 +47,15 @@ def cached_layout(path: Path) -> Layout:
 
 
 def resolve_layout(
-    path: Path, plate: Plate, default: Path | None, layouts_dir: Path | None = None
+    path: Path,
+    plate: Plate,
+    default: Path | None,
+    layouts_dir: Path | None = None,
+    *,
+    explicit: Path | None = None,
 ) -> Path:
+    if explicit is not None:
+        return explicit
     sidecar = path.with_name(f"{path.stem}.layout.toml")
     if sidecar.is_file():
         return sidecar
@@ -72,22 +81,30 @@ def references(settings: Settings) -> dict[str, ReferenceRange]:
     return dict(load_reference_ic50(settings.analysis.reference_ic50))
 
 
+def report_name(path: Path, plate: Plate, n_plates: int) -> str:
+    """A report name unique per plate: plate ids that differ only in punctuation differ here."""
+    if n_plates == 1:
+        return path.stem
+    tag = hashlib.sha1(plate.plate_id.encode("utf-8")).hexdigest()[:6]
+    return f"{path.stem}_{safe_stem(plate.plate_id)}_{tag}"
+
+
 def analyze_export(
     path: Path,
     export: ExportFile,
     settings: Settings,
     *,
     layout: Path | None = None,
+    explicit_layout: Path | None = None,
     layouts_dir: Path | None = None,
-    report_dir: Path | None = None,
     reference_table: dict[str, ReferenceRange] | None = None,
 ) -> list[AnalysedPlate]:
-    """Analyse every plate of an already-read export (pure apart from the report)."""
+    """Analyse every plate of an already-read export (pure: nothing is written)."""
     refs = reference_table if reference_table is not None else references(settings)
     rules = response_rules(settings)
     out: list[AnalysedPlate] = []
     for plate in export.plates:
-        layout_path = resolve_layout(path, plate, layout, layouts_dir)
+        layout_path = resolve_layout(path, plate, layout, layouts_dir, explicit=explicit_layout)
         result = analyze_plate(
             plate.reads,
             cached_layout(layout_path),
@@ -98,21 +115,16 @@ def analyze_export(
             references=refs,
             confidence_level=settings.analysis.confidence_level,
             plate_id=plate.plate_id,
+            assay=settings.analysis.assay,
         )
-        if report_dir is not None:
-            name = path.stem if len(export.plates) == 1 else f"{path.stem}_{plate.plate_id}"
-            result.report = write_report(result, report_dir, name, source=str(path))
         out.append(AnalysedPlate(path, plate, result, str(layout_path)))
     return out
 
 
 def analyze_file(
-    path: str | Path,
-    settings: Settings,
-    *,
-    layout: Path | None = None,
-    report_dir: Path | None = None,
+    path: str | Path, settings: Settings, *, layout: Path | None = None
 ) -> list[AnalysedPlate]:
+    """The CLI's analysis of one file: an explicit ``layout`` wins over a sidecar."""
     source = Path(path)
     export = read_export(source)
-    return analyze_export(source, export, settings, layout=layout, report_dir=report_dir)
+    return analyze_export(source, export, settings, explicit_layout=layout)

@@ -9,12 +9,25 @@ state change, so an analysis is never stored twice.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, case, or_, select, update
+from sqlalchemy import Connection, and_, case, func, or_, select, update
 
-from acquisition.store import Store, insert_row, jobs, now
+from acquisition.clock import SYSTEM_CLOCK, Clock, backoff
+from acquisition.store import Store, insert_row, jobs
+
+
+class Purpose(enum.StrEnum):
+    """What a job is for; the worker has one handler per purpose (``acquisition.worker``)."""
+
+    ANALYZE = "analyze"  # a new capture
+    REPROCESS = "reprocess"  # an archived capture again (after a threshold or layout change)
+    REPORT = "report"  # render the report of a stored result (a consumer: lowest priority)
+
+
+LOW_PRIORITY = frozenset({Purpose.REPORT})
 
 
 @dataclass(frozen=True)
@@ -22,7 +35,7 @@ class Job:
     id: int
     capture_id: int
     attempts: int
-    purpose: str
+    purpose: str  # a Purpose value; an unknown one (a newer daemon's) is dead on arrival
     owner: str
 
 
@@ -31,10 +44,15 @@ class LeaseLost(Exception):
 
 
 def enqueue(
-    conn: Connection, capture_id: int, purpose: str = "analyze", *, at: float | None = None
+    conn: Connection,
+    capture_id: int,
+    purpose: Purpose = Purpose.ANALYZE,
+    *,
+    at: float | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
     """Add a job inside the caller's transaction (the capture's, so both commit together)."""
-    t = now() if at is None else at
+    t = clock.now() if at is None else at
     return insert_row(
         conn,
         jobs,
@@ -57,9 +75,9 @@ def _claimable(t: float):  # type: ignore[no-untyped-def]
 
 def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
     """Lease the oldest claimable job to ``owner``; None when there is nothing to do."""
-    t = now()
+    t = store.now()
     # Analyses before reports (a report is a consumer: it may lag, never block a capture).
-    later = case((jobs.c.purpose == "report", 1), else_=0)
+    later = case((jobs.c.purpose.in_([str(p) for p in LOW_PRIORITY]), 1), else_=0)
     pick = select(jobs.c.id).where(_claimable(t)).order_by(later, jobs.c.id).limit(1)
     if not store.is_sqlite:
         pick = pick.with_for_update(skip_locked=True)
@@ -94,7 +112,7 @@ def complete(store: Store, job: Job, effects: Callable[[Connection], None]) -> N
     Raises LeaseLost (and commits nothing) when another worker has taken the job over.
     """
     with store.begin() as conn:
-        _finish(conn, job, state="done", error=None)
+        _finish(conn, job, state="done", error=None, t=store.now())
         effects(conn)
 
 
@@ -109,14 +127,15 @@ def fail(
 ) -> str:
     """Record a failed attempt: back to the queue with backoff, or ``dead`` (then ``on_dead``)."""
     dead = not retryable or job.attempts >= max_attempts
+    t = store.now()
     with store.begin() as conn:
         if dead:
-            _finish(conn, job, state="dead", error=error)
+            _finish(conn, job, state="dead", error=error, t=t)
             if on_dead is not None:
                 on_dead(conn)
         else:
-            delay = min(2.0 ** (job.attempts - 1), 300.0)
-            _finish(conn, job, state="queued", error=error, next_attempt_at=now() + delay)
+            retry_at = t + backoff(job.attempts)
+            _finish(conn, job, state="queued", error=error, t=t, next_attempt_at=retry_at)
     return "dead" if dead else "queued"
 
 
@@ -126,12 +145,13 @@ def _finish(
     *,
     state: str,
     error: str | None,
+    t: float,
     next_attempt_at: float | None = None,
 ) -> None:
     values: dict[str, object] = {
         "state": state,
         "last_error": error,
-        "updated_at": now(),
+        "updated_at": t,
         "lease_owner": None,
         "lease_expires_at": None,
     }
@@ -156,6 +176,7 @@ def release_leases(store: Store, owner_prefix: str) -> int:
 
     The interrupted attempt is not the file's fault, so it is not counted against it.
     """
+    t = store.now()
     with store.begin() as conn:
         result = conn.execute(
             update(jobs)
@@ -164,9 +185,36 @@ def release_leases(store: Store, owner_prefix: str) -> int:
                 state="queued",
                 lease_owner=None,
                 lease_expires_at=None,
-                next_attempt_at=now(),
-                updated_at=now(),
+                next_attempt_at=t,
+                updated_at=t,
                 attempts=case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
             )
         )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Jobs by state, and how many queued ones are due now (for health and status)."""
+
+    by_state: dict[str, int]
+    due: int
+
+    @property
+    def queued(self) -> int:
+        return self.by_state.get("queued", 0)
+
+    @property
+    def running(self) -> int:
+        return self.by_state.get("running", 0)
+
+
+def counts(store: Store) -> QueueCounts:
+    """The queue's own counts: what ``status``, the health check and the dashboard show."""
+    t = store.now()
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        due = conn.execute(
+            select(func.count()).where(jobs.c.state == "queued", jobs.c.next_attempt_at <= t)
+        ).scalar_one()
+    return QueueCounts({str(state): int(n) for state, n in rows}, int(due))

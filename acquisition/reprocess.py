@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from acquisition.queue import enqueue
+from acquisition.queue import Purpose, enqueue
 from acquisition.store import Store, captures
 
 
@@ -18,4 +18,6 @@ def queue_reprocess(store: Store, since: datetime | None = None) -> list[int]:
         query = query.where(captures.c.captured_at >= stamp)
     with store.begin() as conn:
         ids = [int(i) for i in conn.execute(query).scalars()]
-        return [enqueue(conn, capture_id, "reprocess") for capture_id in ids]
+        return [
+            enqueue(conn, capture_id, Purpose.REPROCESS, clock=store.clock) for capture_id in ids
+        ]

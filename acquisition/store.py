@@ -9,11 +9,9 @@ brought forward by numbered migrations; rows hold versioned JSON, never pickles.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +38,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from acquisition.clock import SYSTEM_CLOCK, Clock, iso_utc
 from analysis.model import jsonable
 from errors import PlatewatchError
 
 SCHEMA_VERSION = 1
-RESULT_FORMAT = 1  # version of the JSON stored in results.body
+RESULT_FORMAT = 2  # version of the JSON stored in results.body (2: with the report's grid)
 
 metadata = MetaData()
 
@@ -160,14 +159,18 @@ class StoreError(PlatewatchError):
     """The database cannot be opened, is of a newer schema, or failed a write."""
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:
+    return iso_utc(clock.now())
 
 
 @dataclass
 class Store:
     engine: Engine
     url: str
+    clock: Clock = field(default=SYSTEM_CLOCK)
+
+    def now(self) -> float:
+        return self.clock.now()
 
     @property
     def is_sqlite(self) -> bool:
@@ -203,8 +206,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def open_store(url: str, *, create: bool = True) -> Store:
-    """Open (and create or migrate) the store at ``url``."""
+def open_store(url: str, *, create: bool = True, clock: Clock = SYSTEM_CLOCK) -> Store:
+    """Open (and create or migrate) the store at ``url``; ``clock`` times every record."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +217,7 @@ def open_store(url: str, *, create: bool = True) -> Store:
         raise StoreError(f"cannot open store: {exc}", source=_safe_url(url)) from None
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
-    store = Store(engine=engine, url=url)
+    store = Store(engine=engine, url=url, clock=clock)
     try:
         if create:
             migrate(store)
@@ -355,7 +358,3 @@ def dumps(obj: Any) -> str:
     return json.dumps(
         jsonable(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
     )
-
-
-def now() -> float:
-    return time.time()

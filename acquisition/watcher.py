@@ -193,7 +193,10 @@ class Watcher:
                 except OSError as exc:
                     self.stats.last_error = f"{folder.watch.path}: cannot watch: {exc.strerror}"
                     healthy = False
-        return healthy and all(f.alive() for f in self.folders.values())
+        return healthy and self.all_alive()
+
+    def all_alive(self) -> bool:
+        return all(f.alive() for f in self.folders.values())
 
     def rescan(self) -> int:
         """Queue every file not yet captured as it is now; returns how many were queued."""
@@ -286,7 +289,11 @@ class Watcher:
             and now - item.incomplete_since >= self.incomplete_wait
         )
         outcome = self.capturer.capture(
-            item.watch.instrument, item.path, item.watch.kind, force=waited
+            item.watch.instrument,
+            item.path,
+            item.watch.kind,
+            force=waited,
+            format=item.watch.format,
         )
         if outcome.outcome == "incomplete":
             if item.incomplete_since is None:

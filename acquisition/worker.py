@@ -1,10 +1,12 @@
-"""Analysis workers: separate processes that claim jobs, analyse and store the results.
+"""Analysis workers: separate processes that claim jobs, run their handler, store the effects.
 
-A job's effects — result rows, flags and the alert rows the rules make — commit in one
-transaction together with the job's ``done``, so a retry never stores an analysis twice.
-Reports (matplotlib, slow) are written after that commit: a consumer, not the capture.
-Bad input (unreadable export, wrong layout) is not retried: the job is ``dead``, the file
-goes to quarantine with a one-line reason, and an alert names it.
+One handler per job purpose (``HANDLERS``); the analysis itself is chosen by the capture's
+kind (``acquisition.kinds``), so a new kind needs no change here. A job's effects — result
+rows, flags and the alert rows the rules make — commit in one transaction together with
+the job's ``done``, so a retry never stores an analysis twice. Reports are their own
+low-priority jobs, rendered from the stored result (never a second analysis). Bad input
+(unreadable export, wrong layout) is not retried: the job is ``dead``, the file goes to
+quarantine with a one-line reason, and an alert names it.
 """
 
 from __future__ import annotations
@@ -15,35 +17,22 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from acquisition.capture import quarantine
-from acquisition.formats import read_export
-from acquisition.pipeline import AnalysedPlate, analyze_export, references
-from acquisition.queue import Job, LeaseLost, claim, complete, enqueue, fail
-from acquisition.store import (
-    RESULT_FORMAT,
-    Store,
-    captures,
-    dumps,
-    flags,
-    insert_row,
-    open_store,
-    results,
-    utc_now,
-)
-from analysis.report import write_report
+from acquisition.capture import Capture, load_capture, quarantine
+from acquisition.kinds import Finding, JobContext, analyser_for
+from acquisition.queue import Job, LeaseLost, Purpose, claim, complete, enqueue, fail
+from acquisition.store import RESULT_FORMAT, dumps, flags, insert_row, open_store, results, utc_now
 from config.schema import Settings
 from errors import PlatewatchError
 
 log = logging.getLogger(__name__)
 
-# Hooks run inside the job's transaction (DESIGN.md §1: service.py hands them over).
-ResultHook = Callable[[Connection, dict[str, Any], list[tuple[int, AnalysedPlate]], Settings], None]
-DeadHook = Callable[[Connection, dict[str, Any], str, Settings], None]
+# Hooks run inside the job's transaction (DESIGN.md §1: the daemon hands them over).
+ResultHook = Callable[[Connection, Capture, list[tuple[int, Finding]], JobContext], None]
+DeadHook = Callable[[Connection, Capture, str, JobContext], None]
 
 
 @dataclass
@@ -52,82 +41,57 @@ class Hooks:
     on_dead: DeadHook | None = None
 
 
-def capture_row(store: Store, capture_id: int) -> dict[str, Any]:
-    with store.engine.connect() as conn:
-        row = conn.execute(select(captures).where(captures.c.id == capture_id)).mappings().one()
-    return dict(row)
+Handler = Callable[[JobContext, Job, Capture, Hooks], str]
 
 
-def layout_for(settings: Settings, instrument: str) -> Path | None:
-    for watch in settings.watch:
-        if watch.instrument == instrument and watch.layout is not None:
-            return watch.layout
-    return None
-
-
-def _analyse(
-    capture: dict[str, Any], settings: Settings, table: dict[str, Any]
-) -> list[AnalysedPlate]:
-    source = Path(capture["source_path"])
-    data = Path(capture["archive_path"]).read_bytes()
-    export = read_export(source, data)
-    return analyze_export(
-        source,
-        export,
-        settings,
-        layout=layout_for(settings, capture["instrument"]),
-        layouts_dir=settings.service.state_dir / "layouts",
-        reference_table=table,
-    )
-
-
-def process_job(
-    store: Store, job: Job, settings: Settings, hooks: Hooks, reference_table: dict[str, Any]
-) -> str:
+def process_job(ctx: JobContext, job: Job, hooks: Hooks) -> str:
     """Run one job to its end state: 'done', 'queued' (retry later) or 'dead'."""
-    capture = capture_row(store, job.capture_id)
-    if job.purpose == "report":
-        return _report_job(store, job, settings, capture, reference_table)
-    source = Path(capture["source_path"])
+    capture = load_capture(ctx.store, job.capture_id)
     try:
-        analysed = _analyse(capture, settings, reference_table)
-    except PlatewatchError as exc:
-        return _dead(store, job, settings, hooks, capture, str(exc))
-    except OSError as exc:
-        return fail(
-            store,
-            job,
-            f"{capture['archive_path']}: {exc.strerror}",
-            max_attempts=settings.service.max_attempts,
-        )
-    except Exception as exc:  # a bug: retry with backoff, then give up loudly
-        log.exception("analysis of capture %d failed", job.capture_id)
-        reason = f"{source}: internal error during analysis ({type(exc).__name__}: {exc})"
-        if job.attempts >= settings.service.max_attempts:
-            return _dead(store, job, settings, hooks, capture, reason)
-        return fail(store, job, reason, max_attempts=settings.service.max_attempts)
+        handler = HANDLERS[Purpose(job.purpose)]
+    except ValueError:
+        reason = f"{capture.source_path}: job purpose {job.purpose!r} is unknown to this platewatch"
+        return _dead(ctx, job, hooks, capture, reason)
+    return handler(ctx, job, capture, hooks)
 
-    stored: list[tuple[int, AnalysedPlate]] = []
+
+def _analyse_job(ctx: JobContext, job: Job, capture: Capture, hooks: Hooks) -> str:
+    settings = ctx.settings
+    try:
+        findings = analyser_for(capture.kind).analyse(capture, ctx)
+    except PlatewatchError as exc:
+        return _dead(ctx, job, hooks, capture, str(exc))
+    except OSError as exc:
+        reason = f"{capture.archive_path}: {exc.strerror or exc}"
+        return fail(ctx.store, job, reason, max_attempts=settings.service.max_attempts)
+    except Exception as exc:  # a bug: retried with backoff; the queue decides when it is dead
+        log.exception("analysis of capture %d failed", job.capture_id)
+        reason = (
+            f"{capture.source_path}: internal error during analysis ({type(exc).__name__}: {exc})"
+        )
+        return fail(
+            ctx.store,
+            job,
+            reason,
+            max_attempts=settings.service.max_attempts,
+            on_dead=_quarantine_effect(ctx, hooks, capture, reason),
+        )
 
     def effects(conn: Connection) -> None:
-        for item in analysed:
-            body = {
-                "format": RESULT_FORMAT,
-                **item.result.to_dict(str(source)),
-                "layout": item.layout_source,
-            }
+        stored: list[tuple[int, Finding]] = []
+        for finding in findings:
             result_id = insert_row(
                 conn,
                 results,
                 capture_id=job.capture_id,
                 job_id=job.id,
-                plate=item.plate.plate_id,
-                kind="plate",
-                verdict=item.result.verdict,
-                analyzed_at=utc_now(),
-                body=dumps(body),
+                plate=finding.subject,
+                kind=finding.kind,
+                verdict=finding.verdict,
+                analyzed_at=utc_now(ctx.clock),
+                body=dumps({"format": RESULT_FORMAT, **finding.body}),
             )
-            for flag in item.result.flags:
+            for flag in finding.flags:
                 conn.execute(
                     flags.insert().values(
                         result_id=result_id,
@@ -137,75 +101,87 @@ def process_job(
                         wells=dumps(flag.wells),
                     )
                 )
-            stored.append((result_id, item))
+            stored.append((result_id, finding))
         if hooks.on_result is not None:
-            hooks.on_result(conn, capture, stored, settings)
+            hooks.on_result(conn, capture, stored, ctx)
         if settings.service.reports:
-            enqueue(conn, job.capture_id, "report")
+            enqueue(conn, job.capture_id, Purpose.REPORT, clock=ctx.clock)
 
-    complete(store, job, effects)
+    complete(ctx.store, job, effects)
     return "done"
 
 
-def _report_job(
-    store: Store, job: Job, settings: Settings, capture: dict[str, Any], table: dict[str, Any]
-) -> str:
-    """Render the PNG + HTML report of a capture's newest results (re-running its analysis)."""
+def _report_job(ctx: JobContext, job: Job, capture: Capture, hooks: Hooks) -> str:
+    """Render the reports of a capture's newest stored results, from their stored bodies."""
+    import json
+
     try:
-        analysed = _analyse(capture, settings, table)
-        with store.engine.connect() as conn:
+        with ctx.store.engine.connect() as conn:
             newest_job = conn.execute(
                 select(results.c.job_id)
                 .where(results.c.capture_id == job.capture_id)
                 .order_by(results.c.id.desc())
                 .limit(1)
             ).scalar()
-        paths: dict[str, dict[str, str]] = {}
-        for item in analysed:
-            name = f"{job.capture_id:06d}_{item.path.stem}"
-            if len(analysed) > 1:
-                name += f"_{item.plate.plate_id}"
-            paths[item.plate.plate_id] = write_report(
-                item.result, settings.service.state_dir / "reports", name, source=str(item.path)
+            rows = conn.execute(
+                select(results.c.id, results.c.plate, results.c.body).where(
+                    results.c.job_id == newest_job
+                )
+            ).all()
+        analyser = analyser_for(capture.kind)
+        paths: dict[int, dict[str, str]] = {}
+        for result_id, subject, body in rows:
+            name = f"{job.capture_id:06d}_{capture.source.stem}"
+            if len(rows) > 1:
+                name += f"_{subject}_{result_id}"
+            paths[int(result_id)] = analyser.render(
+                capture, json.loads(body), ctx.settings.service.state_dir / "reports", name
             )
     except Exception as exc:  # a consumer: retried with backoff, never touches the result
         log.exception("report for capture %d failed", job.capture_id)
-        return fail(store, job, f"report: {exc}", max_attempts=settings.service.max_attempts)
+        return fail(
+            ctx.store, job, f"report: {exc}", max_attempts=ctx.settings.service.max_attempts
+        )
 
     def effects(conn: Connection) -> None:
-        for plate, files in paths.items():
+        for result_id, files in paths.items():
             conn.execute(
-                update(results)
-                .where(results.c.job_id == newest_job, results.c.plate == plate)
-                .values(report=dumps(files))
+                update(results).where(results.c.id == result_id).values(report=dumps(files))
             )
 
-    complete(store, job, effects)
+    complete(ctx.store, job, effects)
     return "done"
 
 
-def _dead(
-    store: Store, job: Job, settings: Settings, hooks: Hooks, capture: dict[str, Any], reason: str
-) -> str:
+HANDLERS: dict[Purpose, Handler] = {
+    Purpose.ANALYZE: _analyse_job,
+    Purpose.REPROCESS: _analyse_job,
+    Purpose.REPORT: _report_job,
+}
+
+
+def _quarantine_effect(
+    ctx: JobContext, hooks: Hooks, capture: Capture, reason: str
+) -> Callable[[Connection], None]:
     def on_dead(conn: Connection) -> None:
         quarantine(
-            settings.service.state_dir,
-            job.capture_id,
-            Path(capture["archive_path"]),
-            capture["file_name"],
-            reason,
+            ctx.settings.service.state_dir, capture.id, capture.archive, capture.file_name, reason
         )
         if hooks.on_dead is not None:
-            hooks.on_dead(conn, capture, reason, settings)
+            hooks.on_dead(conn, capture, reason, ctx)
 
+    return on_dead
+
+
+def _dead(ctx: JobContext, job: Job, hooks: Hooks, capture: Capture, reason: str) -> str:
     log.error("capture %d quarantined: %s", job.capture_id, reason)
     return fail(
-        store,
+        ctx.store,
         job,
         reason,
-        max_attempts=settings.service.max_attempts,
+        max_attempts=ctx.settings.service.max_attempts,
         retryable=False,
-        on_dead=on_dead,
+        on_dead=_quarantine_effect(ctx, hooks, capture, reason),
     )
 
 
@@ -234,7 +210,11 @@ def worker_main(
     log_level: int = logging.INFO,
     parent: int | None = None,
 ) -> None:
-    """Entry point of a worker process (spawned by the daemon, whose pid is ``parent``)."""
+    """Entry point of a worker process (spawned by the daemon, whose pid is ``parent``).
+
+    ``settings_json`` is one generation of the daemon's settings: every worker of a
+    generation runs exactly these, and a reload replaces every worker.
+    """
     _die_with_parent()
     parent = parent if parent is not None else os.getppid()
     if os.getppid() != parent:
@@ -244,9 +224,11 @@ def worker_main(
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from acquisition.pipeline import references
+
     settings = Settings.model_validate_json(settings_json)
     store = open_store(settings.store.url, create=False)
-    table = references(settings)
+    ctx = JobContext(store=store, settings=settings, references=references(settings))
     try:
         while not stop.is_set() and os.getppid() == parent:
             try:
@@ -259,7 +241,7 @@ def worker_main(
                 doorbell.acquire(timeout=0.5)
                 continue
             try:
-                state = process_job(store, job, settings, hooks, table)
+                state = process_job(ctx, job, hooks)
                 log.info("job %d (capture %d): %s", job.id, job.capture_id, state)
                 alert_bell.set()
             except LeaseLost:

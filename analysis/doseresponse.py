@@ -74,7 +74,14 @@ class LL4Fit:
     dose_max: float = math.nan
     message: str = ""
     bounded: bool = False  # refitted inside bounds: the data did not pin all parameters
-    ic50_ci_method: Literal["delta", "bracket"] | None = None
+    ic50_ci_method: Literal["fls", "bracket"] | None = None
+    ic50_ci_delta: tuple[float, float] | None = None  # drc's interval = "delta" (may be < 0)
+    flat_level: float = math.nan  # the flat model's level (mean response): used when "none"
+
+    @property
+    def slope_at_bound(self) -> bool:
+        """The slope sits on the bounded fit's limit: it is a bound, not a finding."""
+        return self.bounded and math.isfinite(self.b) and abs(self.b) >= 0.999 * _B_MAX
 
     def predict(self, dose: npt.ArrayLike) -> Array:
         return ll4(np.asarray(dose, dtype=float), self.b, self.c, self.d, self.e)
@@ -82,15 +89,10 @@ class LL4Fit:
     def band(self, dose: npt.ArrayLike, level: float = 0.95) -> tuple[Array, Array]:
         """Pointwise confidence band of the fitted mean (delta method on t(n − 4))."""
         x = np.asarray(dose, dtype=float)
-        mean = self.predict(x)
-        if self.vcov is None or self.df <= 0 or not np.all(np.isfinite(self.vcov)):
+        if self.vcov is None or not math.isfinite(self.e) or self.e <= 0:
+            mean = self.predict(x)
             return mean, mean
-        lx, zero = log_dose(x)
-        jac = jacobian(lx, zero, np.array([self.b, self.c, self.d, math.log(self.e)]))
-        jac[:, 3] /= self.e  # d/de = d/dlog(e) / e
-        var = np.einsum("ij,jk,ik->i", jac, self.vcov, jac)
-        half = t_quantile(self.df, level) * np.sqrt(np.clip(var, 0, None))
-        return mean - half, mean + half
+        return band_of((self.b, self.c, self.d, self.e), self.vcov, self.df, x, level)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of DESIGN.md §5.1 (``fit --json``), plus a few extras."""
@@ -113,6 +115,7 @@ class LL4Fit:
             "ic50_ci": [num(v) for v in self.ic50_ci] if self.ic50_ci else None,
             "ic50_qualifier": self.ic50_qualifier,
             "ic50_ci_method": self.ic50_ci_method,
+            "ic50_ci_delta": [num(v) for v in self.ic50_ci_delta] if self.ic50_ci_delta else None,
             "absolute_ic50": num(self.absolute_ic50),
             "absolute_ic50_qualifier": self.absolute_ic50_qualifier,
             "rse": num(self.rse),
@@ -125,6 +128,14 @@ class LL4Fit:
             "max_effect": num(self.max_effect),
             "response": self.response,
             "dose_range": [num(self.dose_min), num(self.dose_max)],
+            "bounded": self.bounded,
+            "slope_at_bound": self.slope_at_bound,
+            "flat_level": num(self.flat_level),
+            "vcov": (
+                [[num(v) for v in row] for row in self.vcov.tolist()]
+                if self.vcov is not None and np.all(np.isfinite(self.vcov))
+                else None
+            ),
             "message": self.message,
         }
 
@@ -141,6 +152,27 @@ def ll4(x: Array, b: float, c: float, d: float, e: float) -> Array:
 @lru_cache(maxsize=512)
 def t_quantile(df: int, level: float = 0.95) -> float:
     return float(special.stdtrit(df, 0.5 + level / 2))
+
+
+def band_of(
+    params: tuple[float, float, float, float],
+    vcov: Array,
+    df: int,
+    dose: Array,
+    level: float = 0.95,
+) -> tuple[Array, Array]:
+    """Pointwise band of an LL.4 mean from its (b, c, d, e) covariance (delta method)."""
+    b, c, d, e = params
+    x = np.asarray(dose, dtype=float)
+    mean = ll4(x, b, c, d, e)
+    if df <= 0 or vcov.shape != (4, 4) or not np.all(np.isfinite(vcov)):
+        return mean, mean
+    lx, zero = log_dose(x)
+    jac = jacobian(lx, zero, np.array([b, c, d, math.log(e)]))
+    jac[:, 3] /= e  # d/de = d/dlog(e) / e
+    var = np.einsum("ij,jk,ik->i", jac, vcov, jac)
+    half = t_quantile(df, level) * np.sqrt(np.clip(var, 0, None))
+    return mean - half, mean + half
 
 
 ZERO_LOG = -1.0e6  # ln(0) stand-in: exp(b·(ZERO_LOG − ln e)) is exactly 0 or inf for |b| > 1e-3
@@ -164,10 +196,15 @@ def _g_terms(lx: Array, zero: Mask, b: float, le: float) -> tuple[Array, Array, 
     return g, g1, g2, u
 
 
-def jacobian(lx: Array, zero: Mask, p: Array) -> Array:
-    b, c, d, le = p
-    g, g1, _, u = _g_terms(lx, zero, b, le)
+def _jacobian_of(g: Array, g1: Array, u: Array, p: Array) -> Array:
+    b, c, d, _ = p
     return np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
+
+
+def jacobian(lx: Array, zero: Mask, p: Array) -> Array:
+    """d f / d(b, c, d, log e) at every dose."""
+    g, g1, _, u = _g_terms(lx, zero, p[0], p[3])
+    return _jacobian_of(g, g1, u, p)
 
 
 def residuals(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
@@ -181,7 +218,7 @@ def hessian_rss(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
     b, c, d, le = p
     g, g1, g2, u = _g_terms(lx, zero, b, le)
     r = c + (d - c) * g - y
-    jac = np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
+    jac = _jacobian_of(g, g1, u, p)
     dc = d - c
     second = np.zeros((len(y), 4, 4))
     second[:, 0, 0] = dc * g2 * u * u
@@ -264,6 +301,7 @@ def _polish(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, b
 
 
 _B_MAX = 20.0
+_Y_LIMIT = 1e100  # |response| beyond this overflows the sums of squares
 
 
 def _bounds(y: Array, lx_pos: Array) -> tuple[Array, Array]:
@@ -307,12 +345,13 @@ def _bounded(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, 
 
 def _absolute_ic50(b: float, c: float, d: float, e: float, level: float) -> float | None:
     """Dose at which the curve crosses ``level``; None when it never does."""
-    if d == c:
+    if d == c or b == 0 or not (math.isfinite(e) and e > 0):
         return None
     g = (level - c) / (d - c)
     if not 0.0 < g < 1.0:
         return None
-    return float(math.exp(math.log(e) + math.log(1.0 / g - 1.0) / b))
+    exponent = math.log(e) + math.log(1.0 / g - 1.0) / b
+    return math.exp(exponent) if exponent < 700 else math.inf
 
 
 def fit_ll4(
@@ -343,6 +382,12 @@ def fit_ll4(
         fit.dose_min, fit.dose_max = float(pos.min()), float(pos.max())
     if n < 5 or len(np.unique(pos)) < 3:
         fit.message = f"too few points to fit ({n} wells, {len(np.unique(pos))} positive doses)"
+        return _classify_unfitted(fit, x, y, control)
+    if float(np.max(np.abs(y))) > _Y_LIMIT:
+        fit.message = f"responses beyond ±{_Y_LIMIT:.0e}: not measurements that can be fitted"
+        return _classify_unfitted(fit, x, y, control)
+    if float(np.ptp(y)) == 0.0:
+        fit.message = "every response is the same value: there is nothing to fit"
         return _classify_unfitted(fit, x, y, control)
 
     lx, zero = log_dose(x)
@@ -376,6 +421,7 @@ def fit_ll4(
     fit.rse = math.sqrt(rss / fit.df) if fit.df > 0 else math.nan
     fit.loglik = -0.5 * n * (math.log(2 * math.pi) + math.log(max(rss, 1e-300) / n) + 1.0)
 
+    fit.flat_level = float(y.mean())  # the flat model (what a "none" curve is drawn as)
     rss0 = float(np.sum((y - y.mean()) ** 2))
     if fit.df > 0 and rss > 0:
         fit.no_effect_f = max((rss0 - rss) / 3.0, 0.0) / (rss / fit.df)
@@ -412,13 +458,16 @@ def fit_ll4(
 def _classify_unfitted(
     fit: LL4Fit, x: npt.NDArray[np.float64], y: Array, control: float | None
 ) -> LL4Fit:
+    """A curve that could not be fitted claims nothing: no IC50, no response call figures."""
     fit.se = dict.fromkeys("bcde", math.nan)
     fit.response = "none"
+    fit.converged = False
+    fit.ic50, fit.ic50_ci, fit.ic50_qualifier = None, None, "="
     if control is None and (x <= 0).any():
         control = float(y[x <= 0].mean())
     fit.control = math.nan if control is None else control
-    if math.isfinite(fit.dose_max):
-        fit.ic50, fit.ic50_qualifier = fit.dose_max, ">"
+    if len(y) and float(np.max(np.abs(y))) <= _Y_LIMIT:
+        fit.flat_level = float(np.mean(y))
     return fit
 
 
@@ -458,9 +507,13 @@ def classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None:
                 fit.ic50_ci = (float(before.max()), float(after.min()))
                 fit.ic50_ci_method = "bracket"
         elif math.isfinite(se_e) and fit.df > 0:
-            half = t_quantile(fit.df, level) * se_e
-            fit.ic50_ci = (fit.e - half, fit.e + half)
-            fit.ic50_ci_method = "delta"
+            # drc interval = "fls": the delta interval of log e, back-transformed, so the
+            # bounds are positive and as asymmetric as the data. drc's "delta" on e kept.
+            t = t_quantile(fit.df, level)
+            se_log_e = se_e / fit.e
+            fit.ic50_ci = (fit.e * math.exp(-t * se_log_e), fit.e * math.exp(t * se_log_e))
+            fit.ic50_ci_method = "fls"
+            fit.ic50_ci_delta = (fit.e - t * se_e, fit.e + t * se_e)
 
     if math.isfinite(control):
         absolute = _absolute_ic50(fit.b, fit.c, fit.d, fit.e, 0.5 * control)

@@ -12,15 +12,13 @@ import csv
 import io
 import math
 import re
+import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-import numpy as np
-import pandas as pd
-import wellmap
-
-from datamodel import parse_well, well_name
+from datamodel import parse_well, plate_format_for, well_name
 from errors import LayoutError
 
 Role = Literal[
@@ -75,6 +73,30 @@ class Layout:
     wells: dict[str, WellSpec]
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    declared_shape: tuple[int, int] | None = None  # wellmap [meta] or a CSV's wells
+
+    @cached_property
+    def shape(self) -> tuple[int, int] | None:
+        """The smallest standard plate the layout's wells fit on (None when empty)."""
+        if self.declared_shape is not None:
+            return self.declared_shape
+        if not self.wells:
+            return None
+        positions = [parse_well(w) for w in self.wells]
+        try:
+            return plate_format_for(max(r for r, _ in positions), max(c for _, c in positions))
+        except ValueError:
+            return None
+
+    def dose_of(self, well: str) -> float:
+        """The dose a cell well received: its concentration if treated, 0 if untreated."""
+        spec = self.wells[well]
+        return (spec.conc or 0.0) if spec.role == "treated" else 0.0
+
+    def untreated_for(self, line: str | None) -> list[str]:
+        """The untreated wells that are 100 % for ``line``: its own, else every untreated well."""
+        own = [w for w, s in self.wells.items() if s.role == "untreated" and s.cell_line == line]
+        return own or self.wells_with("untreated")
 
     def check_fits(self, rows: int, cols: int) -> None:
         """Every well the layout names must exist on a rows × cols plate."""
@@ -95,35 +117,104 @@ class Layout:
         return list(dict.fromkeys(s.cell_line for s in self.wells.values() if s.role in CELL_ROLES))
 
 
+MAX_LAYOUT_BYTES = 4 * 1024 * 1024  # a plate map is a few kB; refuse anything that is not
+
+
 def load_layout(path: str | Path, *, plate: str | None = None) -> Layout:
     """Load a wellmap TOML or CSV plate map; the format is told by content, not name."""
     source = Path(path)
     try:
-        head = source.read_bytes()[:4096]
+        if source.is_dir():
+            raise LayoutError("is a directory, not a layout file", source=source)
+        data = source.read_bytes()
     except FileNotFoundError:
         raise LayoutError("layout file not found", source=source) from None
     except OSError as exc:
         raise LayoutError(f"cannot read layout: {exc.strerror}", source=source) from None
-    text = head.decode("utf-8", errors="replace")
+    if len(data) > MAX_LAYOUT_BYTES:
+        raise LayoutError(f"{len(data)} bytes is too large for a plate layout", source=source)
+    if not data.strip():
+        raise LayoutError("empty layout file", source=source)
+    if b"\x00" in data:
+        raise LayoutError("binary content, not a layout (wellmap TOML or CSV)", source=source)
+    text = _decode(data, source)
     lines = (ln.strip() for ln in text.splitlines())
     first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
     if first.startswith("[") or re.match(r"^[\w.'\"-]+\s*=", first):
         return _load_wellmap(source, plate)
-    return _load_csv(source)
+    return _load_csv(source, text)
+
+
+def _decode(data: bytes, source: Path) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise LayoutError("not text (neither UTF-8 nor cp1252)", source=source)
+
+
+def _check_includes(path: Path, root: Path, chain: tuple[Path, ...] = ()) -> None:
+    """Every ``[meta] include``/``paste``/``concat`` stays in the layout's folder; no cycles.
+
+    Checked before wellmap follows them, so a layout cannot make platewatch read (and echo
+    in an error) any file on the machine, and an include cycle is named as one.
+    """
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " → ".join(p.name for p in (*chain, resolved))
+        raise LayoutError(f"include cycle: {cycle}", source=chain[0])
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise LayoutError("included layout not found", source=path) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LayoutError(f"invalid layout TOML: {_one_line(str(exc))}", source=path) from None
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        return
+    for key in ("include", "paste", "concat"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        names = (
+            value
+            if isinstance(value, list)
+            else list(value.values())
+            if isinstance(value, dict)
+            else [value]
+        )
+        for name in names:
+            if not isinstance(name, str):
+                raise LayoutError(f"[meta] {key} must name files", source=path)
+            target = (path.parent / name).resolve()
+            if not target.is_relative_to(root):
+                raise LayoutError(
+                    f"[meta] {key} = {name!r} points outside the layout's folder", source=path
+                )
+            if key == "include":
+                _check_includes(target, root, (*chain, resolved))
 
 
 def _load_wellmap(source: Path, plate: str | None) -> Layout:
+    import pandas as pd
+    import wellmap
+
     warnings: list[str] = []
 
     def on_alert(_path: Path, message: str) -> None:
         warnings.append(str(message))
 
+    _check_includes(source, source.parent.resolve())
     try:
         frame = wellmap.load(source, on_alert=on_alert)
-    except (wellmap.LayoutError, ValueError, KeyError, TypeError) as exc:
-        raise LayoutError(f"invalid wellmap layout: {_one_line(str(exc))}", source=source) from None
-    except Exception as exc:  # tomllib errors come through wellmap wrapped in its own types
-        raise LayoutError(f"invalid layout: {_one_line(str(exc))}", source=source) from None
+    except (wellmap.LayoutError, ValueError, KeyError, TypeError, OSError) as exc:
+        detail = _one_line(str(exc)).replace(str(source), "").strip(" :")
+        raise LayoutError(f"invalid wellmap layout: {detail}", source=source) from None
+    if frame.empty:
+        raise LayoutError("the layout names no wells", source=source)
+    missing = pd.NA
     if "plate" in frame.columns:
         names = sorted(set(frame["plate"]))
         if plate is None and len(names) > 1:
@@ -135,15 +226,25 @@ def _load_wellmap(source: Path, plate: str | None) -> Layout:
             raise LayoutError(f"layout has no plate {chosen!r}", source=source)
         frame = frame[frame["plate"] == chosen]
     records = cast(list[dict[str, Any]], frame.to_dict("records"))
-    wells = {str(rec["well"]): _spec(rec, str(rec["well"]), source) for rec in records}
+    wells = {
+        str(rec["well"]): _spec(
+            {k: _unset(v, missing) for k, v in rec.items()}, str(rec["well"]), source
+        )
+        for rec in records
+    }
     return Layout(wells=wells, source=str(source), warnings=warnings)
 
 
-def _load_csv(source: Path) -> Layout:
-    try:
-        text = source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = source.read_text(encoding="cp1252")
+def _unset(value: Any, missing: Any) -> Any:
+    """wellmap fills keys a well lacks with NaN/NA: make those plainly absent."""
+    if value is missing or value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return value.item()  # numpy scalars → Python
+    return value
+
+
+def _load_csv(source: Path, text: str) -> Layout:
     try:
         dialect = csv.Sniffer().sniff(text[:2048], delimiters=",;\t")
         delimiter = dialect.delimiter
@@ -152,7 +253,11 @@ def _load_csv(source: Path) -> Layout:
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
     if "well" not in header and not {"row", "col"} <= set(header):
-        raise LayoutError("CSV plate map needs a 'well' column (or 'row' and 'col')", source=source)
+        raise LayoutError(
+            "not a layout: a wellmap TOML file or a CSV plate map with a 'well' column "
+            "(or 'row' and 'col')",
+            source=source,
+        )
     wells: dict[str, WellSpec] = {}
     for line_no, raw in enumerate(reader, start=2):
         rec = {
@@ -166,6 +271,8 @@ def _load_csv(source: Path) -> Layout:
         except (ValueError, KeyError):
             raise LayoutError(f"line {line_no}: not a well", source=source) from None
         name = well_name(r, c)
+        if name in wells:
+            raise LayoutError(f"line {line_no}: well {name} is listed twice", source=source)
         rec = {
             k: v for k, v in rec.items() if v not in ("", None) and k not in ("well", "row", "col")
         }
@@ -177,17 +284,17 @@ def _spec(rec: dict[str, Any], well: str, source: Path) -> WellSpec:
     values = {k: v for k, v in rec.items() if k not in _WELLMAP_COLUMNS and not _is_missing(v)}
     role = str(values.get("role", "")).strip().lower().replace("-", "_").replace(" ", "_")
     if not role:
-        role = "treated" if _conc_of(values)[0] is not None else "empty"
+        role = "treated" if _conc_of(values, well, source)[0] is not None else "empty"
     if role not in ROLES:
         raise LayoutError(
             f"well {well}: unknown role {values.get('role')!r} (roles: {', '.join(sorted(ROLES))})",
             source=source,
         )
-    conc, unit = _conc_of(values)
+    conc, unit = _conc_of(values, well, source)
     if role == "treated" and conc is None:
         raise LayoutError(f"well {well}: treated well without a concentration", source=source)
     if conc is not None and (not math.isfinite(conc) or conc < 0):
-        raise LayoutError(f"well {well}: concentration {conc} is not a dose", source=source)
+        raise LayoutError(f"well {well}: concentration {conc:g} is not a dose", source=source)
     extra = {
         k: _plain(v)
         for k, v in values.items()
@@ -205,15 +312,29 @@ def _spec(rec: dict[str, Any], well: str, source: Path) -> WellSpec:
     )
 
 
-def _conc_of(values: dict[str, Any]) -> tuple[float | None, str | None]:
+def _conc_of(values: dict[str, Any], well: str, source: Path) -> tuple[float | None, str | None]:
     if "conc" in values:
-        return _number(values["conc"]), _text(values.get("conc_unit"))
+        return _dose(values["conc"], "conc", well, source), _text(values.get("conc_unit"))
     for key, value in values.items():
         if key.startswith("conc_") and key != "conc_unit":
             suffix = key[len("conc_") :]
             unit = _UNIT_SPELLING.get(suffix.lower(), suffix.replace("_", "/"))
-            return _number(value), unit
+            return _dose(value, key, well, source), unit
     return None, None
+
+
+def _dose(value: Any, key: str, well: str, source: Path) -> float | None:
+    """A concentration: a number (or a number in text, decimal comma allowed), nothing else."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise LayoutError(f"well {well}: {key} = {value!r} is not a number", source=source)
+    if isinstance(value, str):
+        text = value.strip().replace(",", ".")
+        if not re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+            raise LayoutError(f"well {well}: {key} = {value!r} is not a number", source=source)
+        return float(text)
+    return float(value)
 
 
 def _expected_range(value: Any, well: str, source: Path) -> tuple[float, float] | None:
@@ -221,6 +342,10 @@ def _expected_range(value: Any, well: str, source: Path) -> tuple[float, float] 
     if value is None or _is_missing(value):
         return None
     try:
+        if isinstance(value, bool) or (
+            isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value)
+        ):
+            raise TypeError("a boolean is not a range")
         if isinstance(value, list | tuple) and len(value) == 2:
             low, high = float(value[0]), float(value[1])
         elif isinstance(value, int | float):
@@ -247,16 +372,7 @@ def _expected_range(value: Any, well: str, source: Path) -> tuple[float, float] 
 
 
 def _is_missing(value: Any) -> bool:
-    return (isinstance(value, float) and math.isnan(value)) or value is None or value is pd.NA
-
-
-def _number(value: Any) -> float | None:
-    if _is_missing(value):
-        return None
-    try:
-        return float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        return math.nan
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _text(value: Any) -> str | None:
@@ -268,7 +384,7 @@ def _text(value: Any) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
+    if hasattr(value, "item") and not isinstance(value, str | bytes | list | dict):
         return value.item()
     return value
 

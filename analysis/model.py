@@ -18,6 +18,47 @@ Verdict = Literal["pass", "warn", "fail"]
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
+# Every flag code platewatch raises (DESIGN.md §5.1: add more, never rename).
+FLAG_CODES: frozenset[str] = frozenset(
+    {
+        # plate
+        "edge_effect",
+        "plate_gradient",
+        "no_dose_response",
+        "partial_response",
+        "ic50_extrapolated",
+        "replicate_variability",
+        "high_background",
+        "low_signal",
+        "no_signal",
+        "saturated_wells",
+        "invalid_wells",
+        "low_z_prime",
+        "control_out_of_range",
+        "layout_mismatch",
+        "missing_controls",
+        "fit_failed",
+        "wavelength_differs",
+        # cytometry
+        "few_events",
+        "thresholds_disagree",
+        "no_compensation",
+        "saturated_events",
+        "flow_instability",
+        "low_viability_control",
+        # timecourse
+        "growth_stalled",
+        "blank_rising",
+        "edge_drift",
+        "read_missed",
+        # instruments, across plates, the daemon
+        "reader_offline",
+        "reader_error",
+        "control_drift",
+        "quarantined",
+    }
+)
+
 
 @dataclass
 class Flag:
@@ -37,6 +78,26 @@ class Flag:
             "message": self.message,
             "metrics": self.metrics,
         }
+
+
+@dataclass
+class Check:
+    """What one check found: its flags and the numbers it measured (merged by the assay)."""
+
+    flags: list[Flag] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __iadd__(self, other: Check) -> Check:
+        self.flags += other.flags
+        self.metrics.update(other.metrics)
+        return self
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A number for JSON and messages: rounded, None when it is not finite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
 
 
 def verdict_of(flags: list[Flag]) -> Verdict:

@@ -1,8 +1,9 @@
-"""From raw reads and a layout to blank-corrected OD and % of untreated (SCIENCE.md §1).
+"""From raw reads and a layout to blank-corrected signal and % of untreated (SCIENCE.md §1).
 
 Reference-wavelength subtraction when a reference read exists, then subtraction of the
 mean of the blank (medium-only) wells, then each cell well as % of the mean untreated well
-of its cell line. Only ``ok`` wells enter any mean; every other well keeps its status.
+of its cell line. Only ``ok`` wells enter any mean; every other well keeps its status. A
+value no instrument can produce (an absorbance beyond 10 OD) is ``invalid``, never data.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.layout import CELL_ROLES, Layout, WellSpec
-from datamodel import PlateRead, WellStatus, parse_well
+from datamodel import PlateRead, WellStatus, parse_well, well_name
 from errors import AnalysisError
 
 Array = npt.NDArray[np.float64]
 GroupKey = tuple[str, str | None, float | None, str | None]  # role, compound, conc, line
+
+MAX_OD = 10.0  # 10 OD = 1e-10 transmission: no absorbance reader reports more
+MIN_OD = -1.0
 
 
 @dataclass
@@ -36,17 +40,22 @@ class NormalisedPlate:
     untreated_mean: dict[str | None, float]
     viability: Array  # % of the untreated mean of the well's line; NaN outside cell wells
     groups: dict[GroupKey, list[str]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # raw token of every non-ok well
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.primary.shape
+
+    @property
+    def unit(self) -> str:
+        return self.primary.unit
 
     def ok(self, well: str) -> bool:
         r, c = parse_well(well)
         return bool(self.status[r, c] == WellStatus.OK)
 
     def values(self, wells: list[str], grid: Array | None = None) -> Array:
-        """Values of the ok wells among ``wells`` (corrected OD unless a grid is given)."""
+        """Values of the ok wells among ``wells`` (corrected signal unless a grid is given)."""
         source = self.corrected if grid is None else grid
         out = [source[parse_well(w)] for w in wells if self.ok(w)]
         return np.asarray(out, dtype=float)
@@ -69,7 +78,9 @@ def choose_reads(
     candidates = list(latest.values())
     low, high = reference_band
     references = [
-        r for r in candidates if r.wavelength_nm is not None and low <= r.wavelength_nm <= high
+        r
+        for r in candidates
+        if r.mode == "absorbance" and r.wavelength_nm is not None and low <= r.wavelength_nm <= high
     ]
     measurement = [r for r in candidates if r not in references] or candidates
     primary = min(
@@ -78,7 +89,14 @@ def choose_reads(
             abs(r.wavelength_nm - wavelength_nm) if r.wavelength_nm is not None else math.inf
         ),
     )
-    reference = next((r for r in references if r is not primary and r.shape == primary.shape), None)
+    reference = next(
+        (
+            r
+            for r in references
+            if r is not primary and r.shape == primary.shape and primary.mode == "absorbance"
+        ),
+        None,
+    )
     return primary, reference
 
 
@@ -86,15 +104,35 @@ def group_key(spec: WellSpec) -> GroupKey:
     return (spec.role, spec.compound, spec.conc, spec.cell_line)
 
 
+def _plausible(read: PlateRead) -> tuple[Array, npt.NDArray[np.object_], dict[str, str]]:
+    """Values, statuses and tokens with impossible absorbances marked invalid."""
+    values = read.values.copy()
+    status = read.status.copy()
+    tokens = dict(read.raw_tokens)
+    if read.mode == "absorbance":
+        ok = status == WellStatus.OK
+        with np.errstate(invalid="ignore"):
+            bad = ok & ~((values >= MIN_OD) & (values <= MAX_OD))
+        for r, c in zip(*np.nonzero(bad), strict=True):
+            tokens[well_name(int(r), int(c))] = f"{values[r, c]:.6g}"
+            status[r, c] = WellStatus.INVALID
+            values[r, c] = np.nan
+    return values, status, tokens
+
+
 def normalise(primary: PlateRead, reference: PlateRead | None, layout: Layout) -> NormalisedPlate:
     rows, cols = primary.shape
     layout.check_fits(rows, cols)
-    od = primary.values.copy()
-    status = primary.status.copy()
+    od, status, tokens = _plausible(primary)
     if reference is not None:
-        od = od - reference.values
-        bad_ref = (reference.status != WellStatus.OK) & (status == WellStatus.OK)
-        status[bad_ref] = reference.status[bad_ref]
+        ref_values, ref_status, ref_tokens = _plausible(reference)
+        od = od - ref_values
+        bad_ref = (ref_status != WellStatus.OK) & (status == WellStatus.OK)
+        status[bad_ref] = ref_status[bad_ref]
+        for r, c in zip(*np.nonzero(bad_ref), strict=True):
+            name = well_name(int(r), int(c))
+            if name in ref_tokens:
+                tokens[name] = f"{ref_tokens[name]} (reference read)"
 
     groups: dict[GroupKey, list[str]] = {}
     for well, spec in layout.wells.items():
@@ -109,14 +147,8 @@ def normalise(primary: PlateRead, reference: PlateRead | None, layout: Layout) -
     corrected = od - (blank_mean if math.isfinite(blank_mean) else 0.0)
 
     untreated_mean: dict[str | None, float] = {}
-    all_untreated = ok_values(layout.wells_with("untreated"), corrected)
     for line in layout.cell_lines:
-        wells = [
-            w for w, s in layout.wells.items() if s.role == "untreated" and s.cell_line == line
-        ]
-        vals = ok_values(wells, corrected)
-        if not len(vals):
-            vals = all_untreated
+        vals = ok_values(layout.untreated_for(line), corrected)
         untreated_mean[line] = float(vals.mean()) if len(vals) else math.nan
 
     viability = np.full((rows, cols), np.nan)
@@ -138,4 +170,5 @@ def normalise(primary: PlateRead, reference: PlateRead | None, layout: Layout) -
         untreated_mean=untreated_mean,
         viability=viability,
         groups=groups,
+        tokens=tokens,
     )

@@ -21,9 +21,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
+from analysis.advice import message
 from analysis.curves import Curve
 from analysis.doseresponse import ll4, log_dose
-from analysis.model import Flag
+from analysis.model import Check, Flag, rounded
 from analysis.plate import NormalisedPlate
 from analysis.stats import mann_whitney_p, median_polish
 from datamodel import parse_well, well_name
@@ -46,10 +47,6 @@ class SpatialThresholds(Protocol):
     def residual_floor(self) -> float: ...
 
 
-def _r(value: float, digits: int = 4) -> float | None:
-    return round(value, digits) if math.isfinite(value) else None
-
-
 def _expected(curve_fit_params: tuple[float, float, float, float], dose: float) -> float:
     b, c, d, e = curve_fit_params
     return float(ll4(np.array([dose]), b, c, d, e)[0])
@@ -65,9 +62,8 @@ def _cell_wells(plate: NormalisedPlate, curves: list[Curve]) -> list[tuple[str, 
         for w in curve.wells:
             if w in seen or not math.isfinite(plate.viability[parse_well(w)]):
                 continue
-            spec = plate.layout.wells[w]
             seen.add(w)
-            out.append((w, k, (spec.conc or 0.0) if spec.role == "treated" else 0.0))
+            out.append((w, k, plate.layout.dose_of(w)))
     return out
 
 
@@ -83,16 +79,17 @@ def residual_ratios(plate: NormalisedPlate, curves: list[Curve], floor: float) -
     return ratio
 
 
-def spatial_flags(
-    plate: NormalisedPlate, curves: list[Curve], qc: SpatialThresholds, metrics: dict[str, Any]
-) -> list[Flag]:
+def spatial_check(
+    plate: NormalisedPlate, curves: list[Curve], qc: SpatialThresholds, assay: str
+) -> Check:
     ratio = residual_ratios(plate, curves, qc.residual_floor)
-    flags = _edge(ratio, qc, metrics)
-    flags += _gradient(plate, curves, ratio, qc, metrics)
-    return flags
+    check = Check()
+    check.flags += _edge(ratio, qc, check.metrics, assay)
+    check.flags += _gradient(plate, curves, ratio, qc, check.metrics, assay)
+    return check
 
 
-def _edge(ratio: Array, qc: SpatialThresholds, metrics: dict[str, Any]) -> list[Flag]:
+def _edge(ratio: Array, qc: SpatialThresholds, metrics: dict[str, Any], assay: str) -> list[Flag]:
     rows, cols = ratio.shape
     rr, cc = np.indices(ratio.shape)
     ring = (rr == 0) | (rr == rows - 1) | (cc == 0) | (cc == cols - 1)
@@ -111,22 +108,27 @@ def _edge(ratio: Array, qc: SpatialThresholds, metrics: dict[str, Any]) -> list[
         return []
     ring_ratio = float(np.median(outer) / np.median(inner))
     p = mann_whitney_p(outer, inner)
-    edge.update(tested=True, ring_ratio=_r(ring_ratio), p=_r(p, 6))
+    edge.update(tested=True, ring_ratio=rounded(ring_ratio), p=rounded(p, 6))
     if not (p < qc.edge_p and (ring_ratio < qc.edge_ratio or ring_ratio > 1 / qc.edge_ratio)):
         return []
     wells = [well_name(r, c) for r, c in zip(*np.nonzero(ring & judged), strict=True)]
     direction = "low" if ring_ratio < 1 else "high"
+    what = (
+        f"edge effect: outer-ring wells read {abs(1 - ring_ratio) * 100:.0f} % {direction} "
+        f"against the interior (ring ratio {ring_ratio:.2f}, Mann–Whitney p = {p:.1e})"
+    )
     return [
         Flag(
             "edge_effect",
             "warning",
-            f"edge effect: outer-ring wells read {abs(1 - ring_ratio) * 100:.0f} % {direction} "
-            f"against the interior (ring ratio {ring_ratio:.2f}, Mann–Whitney p = {p:.1e}). "
-            "Evaporation during the incubation: fill the outer wells with PBS or medium and leave "
-            "them out of the layout, use a humidified incubator, and let plates sit at room "
-            "temperature for 30 min before incubating.",
+            message(what, assay, "edge_effect"),
             wells,
-            {"ring_ratio": _r(ring_ratio), "p": p, "outer_n": len(outer), "interior_n": len(inner)},
+            {
+                "ring_ratio": rounded(ring_ratio),
+                "p": p,
+                "outer_n": len(outer),
+                "interior_n": len(inner),
+            },
         )
     ]
 
@@ -191,6 +193,7 @@ def _gradient(
     ratio: Array,
     qc: SpatialThresholds,
     metrics: dict[str, Any],
+    assay: str,
 ) -> list[Flag]:
     rows, cols = ratio.shape
     rr, cc = np.indices(ratio.shape)
@@ -206,8 +209,8 @@ def _gradient(
             continue
         half = float(np.median(a) / np.median(b))
         p = mann_whitney_p(a, b)
-        numbers[f"{names[0]}_{names[1]}_ratio"] = _r(half)
-        numbers[f"{names[0]}_{names[1]}_p"] = _r(p, 6)
+        numbers[f"{names[0]}_{names[1]}_ratio"] = rounded(half)
+        numbers[f"{names[0]}_{names[1]}_p"] = rounded(p, 6)
         if p < qc.gradient_p and (half < qc.gradient_ratio or half > 1 / qc.gradient_ratio):
             high = names[0] if half > 1 else names[1]
             found.append(f"{high} half higher ({names[0]}/{names[1]} {half:.2f}, p = {p:.1e})")
@@ -215,14 +218,14 @@ def _gradient(
         polish = median_polish(np.where(judged, ratio, np.nan))
         col_fx = polish.col[judged.any(axis=0)]
         row_fx = polish.row[judged.any(axis=1)]
-        numbers["medpolish_column_range"] = _r(float(np.ptp(col_fx))) if len(col_fx) else None
-        numbers["medpolish_row_range"] = _r(float(np.ptp(row_fx))) if len(row_fx) else None
+        numbers["medpolish_column_range"] = rounded(float(np.ptp(col_fx))) if len(col_fx) else None
+        numbers["medpolish_row_range"] = rounded(float(np.ptp(row_fx))) if len(row_fx) else None
     model = gradient_model(plate, curves)
     if model is not None:
         for axis, (near, far) in (("column", ("left", "right")), ("row", ("top", "bottom"))):
             change, p = model[f"{axis}_change"], model[f"{axis}_p"]
-            numbers[f"{axis}_change"] = _r(change)
-            numbers[f"{axis}_p"] = _r(p, 6)
+            numbers[f"{axis}_change"] = rounded(change)
+            numbers[f"{axis}_p"] = rounded(p, 6)
             if abs(change) >= qc.gradient_trend and p < qc.gradient_p:
                 side = far if change < 0 else near
                 found.append(
@@ -236,10 +239,7 @@ def _gradient(
         Flag(
             "plate_gradient",
             "warning",
-            "gradient across the plate: " + "; ".join(found) + ". Uneven temperature (stacked "
-            "plates, a cold incubator shelf or door), cells settling while the plate was seeded, "
-            "or MTT/solubiliser added slowly across the plate. Seed and add reagents quickly "
-            "and evenly, and do not stack plates in the incubator.",
+            message("gradient across the plate: " + "; ".join(found), assay, "plate_gradient"),
             wells,
             numbers,
         )

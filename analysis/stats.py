@@ -34,17 +34,17 @@ def mann_whitney_p(a: Array, b: Array) -> float:
 
 
 def z_prime(positive: Array, negative: Array) -> tuple[float, float]:
-    """(classic, robust) Z′ (Zhang et al. 1999; robust: median and MAD)."""
+    """(classic, robust) Z′ (Zhang et al. 1999; robust: median and MAD); NaN without a window."""
     if len(positive) < 2 or len(negative) < 2:
         return math.nan, math.nan
     window = abs(float(np.mean(positive) - np.mean(negative)))
     classic = (
         1 - 3 * (np.std(positive, ddof=1) + np.std(negative, ddof=1)) / window
         if window
-        else -math.inf
+        else math.nan
     )
     rwindow = abs(float(np.median(positive) - np.median(negative)))
-    robust = 1 - 3 * (mad(positive) + mad(negative)) / rwindow if rwindow else -math.inf
+    robust = 1 - 3 * (mad(positive) + mad(negative)) / rwindow if rwindow else math.nan
     return float(classic), float(robust)
 
 

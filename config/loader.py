@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from config.schema import Settings
+from datamodel.names import line_key
 from errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -80,10 +81,6 @@ class ReferenceIC50:
         return math.isinf(self.high)
 
 
-def normalise_line_name(name: str) -> str:
-    return "".join(ch for ch in name.upper() if ch.isalnum())
-
-
 def load_reference_ic50(path: str | Path | None = None) -> dict[str, ReferenceIC50]:
     """The reference IC50 table keyed by normalised cell-line name ('MOLT-4P' → 'MOLT4P')."""
     source = Path(path) if path is not None else DEFAULT_REFERENCE_IC50
@@ -106,7 +103,7 @@ def load_reference_ic50(path: str | Path | None = None) -> dict[str, ReferenceIC
             raise ConfigError(
                 f"line.{name}.range: must be [low, high] with low <= high", source=source
             )
-        table[normalise_line_name(name)] = ReferenceIC50(
+        table[line_key(name)] = ReferenceIC50(
             cell_line=name,
             low=float(rng[0]),
             high=float(rng[1]),

@@ -33,6 +33,7 @@ class WatchSettings(_Strict):
     instrument: str
     kind: Literal["auto", "plate", "cytometry"] = "auto"
     layout: Path | None = None
+    format: str | None = None  # a reader name instead of sniffing (e.g. "allotropy:VENDOR")
     stable_seconds: float = Field(2.0, ge=0)
     polling: bool = False
     ignore: list[str] = Field(default_factory=lambda: ["~$*", "*.tmp", "*.part"])
@@ -74,7 +75,8 @@ class WebSettings(_Strict):
 class AnalysisSettings(_Strict):
     """How a plate is turned into viability: which reads, which reference table."""
 
-    wavelength_nm: float = 570.0  # the MTT measurement read; the closest read is used
+    assay: Literal["mtt", "generic"] = "mtt"  # whose advice the flags give (analysis.advice)
+    wavelength_nm: float = Field(570.0, gt=0, le=10000)  # the measurement read; closest is used
     reference_nm: tuple[float, float] = (600.0, 700.0)  # a read in this band is subtracted
     reference_ic50: Path | None = None  # None: the table shipped in config/
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0)
@@ -82,8 +84,8 @@ class AnalysisSettings(_Strict):
     @field_validator("reference_nm")
     @classmethod
     def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
-        if band[0] > band[1]:
-            raise ValueError("reference_nm must be [low, high]")
+        if not 0 < band[0] <= band[1] <= 10000:
+            raise ValueError("reference_nm must be [low, high] in nm, 0 < low <= high")
         return band
 
 

@@ -20,18 +20,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import apprise
 from sqlalchemy import Connection, and_, func, select, update
 
-from acquisition.store import Store, alerts, deliveries, insert_row, now
+from acquisition.clock import backoff
+from acquisition.store import Store, alerts, deliveries, insert_row
 from analysis.model import SEVERITY_RANK
 from config.schema import Settings
 
 if TYPE_CHECKING:
-    from acquisition.pipeline import AnalysedPlate
+    from acquisition.capture import Capture
+    from acquisition.kinds import Finding, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,8 @@ def destinations(settings: Settings, severity: str) -> list[str]:
     return out
 
 
-def plate_key(capture: dict[str, Any], plate_id: str, barcode: str | None) -> str:
-    name = barcode or f"{Path(capture['file_name']).stem}/{plate_id}"
-    return f"{capture['instrument']}:{name}"
-
-
 def _open_codes(conn: Connection, key: str) -> dict[str, str]:
-    """Codes alerted for this plate and not resolved since, with their severity."""
+    """Codes alerted for this subject and not resolved since, with their severity."""
     latest = (
         select(alerts.c.code, func.max(alerts.c.id).label("last"))
         .where(alerts.c.plate_key == key)
@@ -78,9 +74,8 @@ def _open_codes(conn: Connection, key: str) -> dict[str, str]:
     return {code: severity for code, kind, severity in rows if kind != "resolved"}
 
 
-def _add(conn: Connection, settings: Settings, **values: Any) -> None:
-    alert_id = insert_row(conn, alerts, created_at=now(), **values)
-    t = now()
+def _add(conn: Connection, settings: Settings, t: float, **values: Any) -> None:
+    alert_id = insert_row(conn, alerts, created_at=t, **values)
     for dest in destinations(settings, values["severity"]):
         conn.execute(
             deliveries.insert().values(
@@ -91,66 +86,67 @@ def _add(conn: Connection, settings: Settings, **values: Any) -> None:
 
 def alerts_for_result(
     conn: Connection,
-    capture: dict[str, Any],
-    stored: list[tuple[int, AnalysedPlate]],
-    settings: Settings,
+    capture: Capture,
+    stored: list[tuple[int, Finding]],
+    ctx: JobContext,
 ) -> None:
     """The verdict rule: new warn/fail findings alert; findings gone from a re-export resolve."""
-    for _result_id, item in stored:
-        result = item.result
-        key = plate_key(capture, item.plate.plate_id, item.plate.barcode)
+    t = ctx.clock.now()
+    for _result_id, finding in stored:
+        key = finding.key
         open_codes = _open_codes(conn, key)
-        current = {f.code: f for f in result.flags if f.severity != "info"}
+        current = {f.code: f for f in finding.flags if f.severity != "info"}
         new = [f for code, f in current.items() if code not in open_codes]
         gone = [code for code in open_codes if code not in current]
-        name = f"{item.plate.plate_id} ({capture['file_name']}, {capture['instrument']})"
+        what = "plate" if finding.kind == "plate" else finding.kind
         for flag in new:
             _add(
                 conn,
-                settings,
+                ctx.settings,
+                t,
                 plate_key=key,
                 code=flag.code,
                 severity=flag.severity,
                 kind="finding",
-                title=f"plate {name} {_TITLE_VERDICT.get(result.verdict, result.verdict)}",
+                title=f"{what} {finding.name} {_TITLE_VERDICT.get(finding.verdict, finding.verdict)}",
                 body=f"[{flag.severity}] {flag.code}: {flag.message}"
                 + (
                     f" Wells: {', '.join(flag.wells[:12])}{' …' if len(flag.wells) > 12 else ''}."
                     if flag.wells
                     else ""
                 ),
-                capture_id=capture["id"],
+                capture_id=capture.id,
             )
         for code in gone:
             _add(
                 conn,
-                settings,
+                ctx.settings,
+                t,
                 plate_key=key,
                 code=code,
                 severity=open_codes[code],
                 kind="resolved",
-                title=f"plate {name}: resolved",
-                body=f"{code} is gone: the new export {capture['file_name']} no longer shows it "
-                f"(verdict {result.verdict}).",
-                capture_id=capture["id"],
+                title=f"{what} {finding.name}: resolved",
+                body=f"{code} is gone: the new export {capture.file_name} no longer shows it "
+                f"(verdict {finding.verdict}).",
+                capture_id=capture.id,
             )
 
 
-def alert_for_quarantine(
-    conn: Connection, capture: dict[str, Any], reason: str, settings: Settings
-) -> None:
+def alert_for_quarantine(conn: Connection, capture: Capture, reason: str, ctx: JobContext) -> None:
     """The quarantine rule: an unreadable export always alerts (critical)."""
     _add(
         conn,
-        settings,
-        plate_key=f"{capture['instrument']}:{capture['file_name']}",
+        ctx.settings,
+        ctx.clock.now(),
+        plate_key=f"{capture.instrument}:{capture.file_name}",
         code="quarantined",
         severity="critical",
         kind="quarantine",
-        title=f"unreadable export {capture['file_name']} ({capture['instrument']})",
+        title=f"unreadable export {capture.file_name} ({capture.instrument})",
         body=f"{reason}. The original is untouched; a copy is in quarantine/ under "
-        f"{settings.service.state_dir}. Re-export the plate or fix the layout, then drop the file again.",
-        capture_id=capture["id"],
+        f"{ctx.settings.service.state_dir}. Re-export the plate or fix the layout, then drop the file again.",
+        capture_id=capture.id,
     )
 
 
@@ -177,6 +173,10 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.sent = 0
+
+    def apply(self, settings: Settings) -> None:
+        """Take a new generation of settings (a reload); the next pass uses it."""
+        self.settings = settings
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
@@ -206,7 +206,9 @@ class Dispatcher:
         query = (
             select(deliveries.c.id, deliveries.c.destination, deliveries.c.attempts, alerts)
             .join(alerts, alerts.c.id == deliveries.c.alert_id)
-            .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now())
+            .where(
+                deliveries.c.state == "pending", deliveries.c.next_attempt_at <= self.store.now()
+            )
             .order_by(deliveries.c.id)
             .limit(500)
         )
@@ -264,7 +266,7 @@ class Dispatcher:
         ]
 
     def _mark(self, batch: list[Outgoing], ok: bool) -> None:
-        t = now()
+        t = self.store.now()
         with self.store.begin() as conn:
             for item in batch:
                 if ok:
@@ -277,7 +279,7 @@ class Dispatcher:
                     attempts = item.attempts + 1
                     values = {
                         "attempts": attempts,
-                        "next_attempt_at": t + min(2.0**attempts, 300.0),
+                        "next_attempt_at": t + backoff(attempts, base=2.0),
                         "last_error": "delivery failed",
                         "state": "failed" if attempts >= MAX_ATTEMPTS else "pending",
                     }

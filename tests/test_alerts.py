@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from acquisition.capture import Capturer
+from acquisition.kinds import JobContext
 from acquisition.pipeline import references
 from acquisition.queue import claim
 from acquisition.store import Store, alerts, deliveries, open_store
@@ -98,7 +99,7 @@ def analyse(store: Store, settings: Settings, path: Path) -> None:
     Capturer(store, settings.service.state_dir).capture("reader-1", path, "plate")
     hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
     while (job := claim(store, "test", 60)) is not None:
-        process_job(store, job, settings, hooks, references(settings))
+        process_job(JobContext(store, settings, references(settings)), job, hooks)
 
 
 def write_plate(folder: Path, name: str, seed: int, defects: Defects | None = None) -> Path:
@@ -180,7 +181,7 @@ def test_dedup_then_resolved_when_a_re_export_passes(tmp_path: Path, receiver: R
     queue_reprocess(store)  # the same capture analysed again: the same findings
     hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
     while (job := claim(store, "test", 60)) is not None:
-        process_job(store, job, settings, hooks, references(settings))
+        process_job(JobContext(store, settings, references(settings)), job, hooks)
     dispatcher.dispatch_once()
     assert len(receiver.bodies) == 1  # the same plate and codes: alerted once
     analyse(store, settings, write_plate(inbox / "fixed", "plate7.txt", 9))  # a clean re-export

@@ -111,7 +111,8 @@ def test_fit_ryegrass_json(corpus: Path) -> None:
     ):
         assert key in record
     assert record["e"] == pytest.approx(3.05795, rel=1e-4)
-    assert record["ic50_ci"] == pytest.approx([2.67053, 3.44538], rel=1e-4)
+    assert record["ic50_ci_delta"] == pytest.approx([2.67053, 3.44538], rel=1e-4)  # drc delta
+    assert record["ic50_ci_method"] == "fls" and record["ic50_ci"][0] > 0
 
 
 def test_fit_groups_and_shared_parameters(corpus: Path) -> None:

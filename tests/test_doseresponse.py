@@ -33,10 +33,9 @@ def test_ryegrass_standard_errors_match_drc(ryegrass: LL4Fit) -> None:
 
 def test_ryegrass_ed50_delta_ci_rse_loglik_and_no_effect(ryegrass: LL4Fit) -> None:
     assert ryegrass.ic50_qualifier == "="
-    assert ryegrass.ic50_ci_method == "delta"
-    assert ryegrass.ic50_ci is not None
-    assert ryegrass.ic50_ci[0] == pytest.approx(2.67053, rel=1e-4)
-    assert ryegrass.ic50_ci[1] == pytest.approx(3.44538, rel=1e-4)
+    assert ryegrass.ic50_ci_delta is not None  # drc ED(ryegrass.m1, 50, interval = "delta")
+    assert ryegrass.ic50_ci_delta[0] == pytest.approx(2.67053, rel=1e-4)
+    assert ryegrass.ic50_ci_delta[1] == pytest.approx(3.44538, rel=1e-4)
     assert ryegrass.df == 20
     assert ryegrass.rse == pytest.approx(0.5196256, rel=1e-6)
     assert ryegrass.loglik == pytest.approx(-16.15514, rel=1e-5)
@@ -122,8 +121,20 @@ def test_falling_curve_is_reported_with_positive_slope_whatever_the_start() -> N
         assert fit.b > 0 and fit.c < fit.d
 
 
+def test_ryegrass_ic50_ci_is_drcs_log_scale_interval(ryegrass: LL4Fit) -> None:
+    """The reported CI is drc's "fls": the delta interval of log e, back-transformed.
+
+    drc prints it for the log-e parametrisation (LL2.4): ED50 log e 1.117746, 95 % CI
+    [0.991051, 1.244442] (drc_reference_outputs.txt), i.e. exp → [2.69406, 3.47096].
+    """
+    assert ryegrass.ic50_ci_method == "fls"
+    assert ryegrass.ic50_ci is not None
+    assert ryegrass.ic50_ci[0] == pytest.approx(math.exp(0.991051), rel=1e-4)
+    assert ryegrass.ic50_ci[1] == pytest.approx(math.exp(1.244442), rel=1e-4)
+
+
 def test_simulated_curves_recover_truth_and_ci_covers() -> None:
-    """300 simulated curves of known IC50: the delta CI should cover ~95 % of them."""
+    """300 simulated curves of known IC50: the (fls) CI should cover ~95 % of them."""
     rng = np.random.default_rng(42)
     dose = np.repeat(np.r_[0, 10.0 ** np.arange(-3, 2.5, 0.5)], 3)
     covered = 0

@@ -15,6 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from sqlalchemy import func, select
 
 import acquisition.queue as queue
+from acquisition.clock import ManualClock
 from acquisition.queue import Job, LeaseLost
 from acquisition.store import captures, insert_row, jobs, open_store, results, utc_now
 
@@ -37,15 +38,12 @@ class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp())
-        self.store = open_store(f"sqlite:///{self.dir / 'q.db'}")
-        self.clock = 1000.0
-        self._real_now = queue.now
-        queue.now = lambda: self.clock
+        self.time = ManualClock(1000.0)
+        self.store = open_store(f"sqlite:///{self.dir / 'q.db'}", clock=self.time)
         self.model: dict[int, Modelled] = {}
         self.n = 0
 
     def teardown(self) -> None:
-        queue.now = self._real_now
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -143,9 +141,13 @@ class QueueMachine(RuleBasedStateMachine):
             assert outcome == "queued"
             m.state, m.next_at = "queued", self.clock + min(2.0 ** (m.attempts - 1), 300.0)
 
+    @property
+    def clock(self) -> float:
+        return self.time.now()
+
     @rule(seconds=st.floats(min_value=0, max_value=15))
     def time_passes(self, seconds: float) -> None:
-        self.clock += seconds
+        self.time.advance(seconds)
 
     @invariant()
     def store_matches_model(self) -> None:

@@ -1,0 +1,1 @@
+"""The command groups of ``platewatch``; ``service.py`` composes them into one command."""

@@ -1,0 +1,320 @@
+"""`parse`, `fit`, `analyze`: reading exports and analysing plates from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import (
+    EXIT_FINDING,
+    bad_input,
+    emit,
+    fail,
+    internal_error,
+    load_settings,
+    output_dir,
+    worst,
+)
+from errors import PlatewatchError
+
+FAIL_LEVELS = ("warn", "fail")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSONL).")
+def parse(files: tuple[Path, ...], as_json: bool) -> None:
+    """Read plate-reader exports and show what was read.
+
+    The format is found from the content, never the file name. Non-numeric wells keep
+    their raw token (OVRFLW, MISSED, …) and a status.
+    """
+    import hashlib
+
+    from acquisition.formats import load_bytes, read_any
+
+    status = 0
+    for path in files:
+        try:
+            data = load_bytes(path)
+            export = read_any(path, data)
+            record = {
+                "path": str(path),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                **_export_record(export),
+            }
+        except PlatewatchError as exc:
+            status = worst(status, bad_input(path, exc, as_json))
+            continue
+        except Exception as exc:
+            status = worst(status, internal_error(path, exc, as_json))
+            continue
+        if as_json:
+            emit(record)
+            continue
+        _print_export(path, record)
+    sys.exit(status)
+
+
+def _export_record(export: Any) -> dict[str, Any]:
+    if export.kind == "cytometry":
+        from acquisition.formats.fcs import fcs_record
+
+        return fcs_record(export)  # type: ignore[no-any-return]
+    return {
+        "format": export.format,
+        "instrument": export.instrument,
+        "plates": [
+            {"plate": p.plate_id, "barcode": p.barcode, "reads": [r.to_dict() for r in p.reads]}
+            for p in export.plates
+        ],
+        "metadata": export.metadata,
+    }
+
+
+def _print_export(path: Path, record: dict[str, Any]) -> None:
+    if "datasets" in record:
+        click.echo(f"{path}: {record['format']}")
+        for n, ds in enumerate(record["datasets"]):
+            names = ", ".join(p["name"] for p in ds["parameters"])
+            click.echo(f"  dataset {n + 1}: {ds['version']}, {ds['events']} events, {names}")
+        return
+    model = (record.get("instrument") or {}).get("model") or "unknown reader"
+    click.echo(f"{path}: {record['format']}, {model}")
+    for p in record["plates"]:
+        for r in p["reads"]:
+            bad = sum(s != "ok" for row in r["status"] for s in row)
+            when = f" t={r['time_s']:g}s" if r["time_s"] is not None else ""
+            what = f"{r['wavelength_nm']:g} nm" if r["wavelength_nm"] is not None else r["mode"]
+            click.echo(
+                f"  {p['plate']}: {r['label'] or 'read'} {what} ({r['unit'] or 'no unit'}){when} "
+                f"{r['rows']}x{r['cols']}, {bad} well(s) not ok"
+            )
+
+
+@click.command()
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--dose", required=True, help="Column with the dose/concentration (0 = control).")
+@click.option("--response", required=True, help="Column with the response.")
+@click.option(
+    "--group", "groups", multiple=True, help="Column(s) that split the table into curves."
+)
+@click.option(
+    "--shared",
+    default="",
+    help="Fit the groups jointly, sharing these parameters (e.g. 'c,d' as drc's pmodels).",
+)
+@click.option("--config", type=click.Path(path_type=Path), help="Config file (thresholds).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per curve (JSONL).")
+def fit(
+    table: Path,
+    dose: str,
+    response: str,
+    groups: tuple[str, ...],
+    shared: str,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    """Fit LL.4 dose-response curves to a plain CSV/TSV table (drc's LL.4, exactly).
+
+    The IC50's 95 % CI is drc's interval = "fls" (back-transformed from log e, never below
+    zero); drc's delta interval is given as ic50_ci_delta.
+    """
+    from acquisition.tables import read_table
+
+    settings = load_settings(config)
+    shared_params = tuple(p.strip() for p in shared.split(",") if p.strip())
+    bad = [p for p in shared_params if p not in ("b", "c", "d", "e")]
+    if bad:
+        fail(f"--shared: {bad[0]!r} is not an LL.4 parameter (b, c, d, e)")
+    if shared_params and not groups:
+        fail("--shared needs --group: parameters are shared between groups")
+    try:
+        frame = read_table(table, [dose, response, *groups], numeric=[dose, response])
+    except PlatewatchError as exc:
+        fail(str(exc))
+    from acquisition.pipeline import response_rules
+    from analysis.doseresponse import fit_ll4
+    from analysis.jointfit import fit_ll4_joint
+
+    rules = response_rules(settings)
+    level = settings.analysis.confidence_level
+    keys = list(groups)
+    parts = list(frame.groupby(keys, sort=False)) if keys else [((), frame)]
+    results: list[tuple[dict[str, Any], Any]] = []
+    try:
+        if shared_params and keys:
+            label = frame[keys].astype(str).agg("|".join, axis=1)
+            joint = fit_ll4_joint(
+                frame[dose], frame[response], label, shared=shared_params, rules=rules, level=level
+            )
+            for key, _part in parts:
+                k = key if isinstance(key, tuple) else (key,)
+                results.append((dict(zip(keys, k, strict=True)), joint["|".join(map(str, k))]))
+        else:
+            for key, part in parts:
+                k = key if isinstance(key, tuple) else (key,)
+                results.append(
+                    (
+                        dict(zip(keys, k, strict=True)),
+                        fit_ll4(part[dose], part[response], rules=rules, level=level),
+                    )
+                )
+    except ValueError as exc:
+        fail(f"{table}: {exc}")
+    for group, result in results:
+        record = {"group": group, **result.to_dict()}
+        if as_json:
+            emit(record)
+            continue
+        name = ", ".join(f"{k}={v}" for k, v in group.items()) or table.name
+        click.echo(f"{name}: {_fit_line(result)}")
+
+
+def _fit_line(result: Any) -> str:
+    if not result.converged:
+        return f"no fit ({result.message or 'did not converge'}); no IC50"
+    if result.response == "none":
+        p = f"{result.no_effect_p:.3g}" if result.no_effect_p == result.no_effect_p else "n/a"
+        return f"no dose response (flat; F-test p={p}), IC50 >{result.dose_max:.5g}"
+    ci = f" [{result.ic50_ci[0]:.4g}, {result.ic50_ci[1]:.4g}]" if result.ic50_ci else ""
+    q = result.ic50_qualifier if result.ic50_qualifier != "=" else ""
+    slope = "at its bound" if result.slope_at_bound else f"{result.b:.4g}"
+    return (
+        f"IC50 {q}{result.ic50:.5g}{ci}  b={slope} c={result.c:.4g} d={result.d:.4g}  "
+        f"response={result.response}  p={result.no_effect_p:.3g}"
+    )
+
+
+def _fail_on_values(values: tuple[str, ...]) -> tuple[str, ...]:
+    from analysis.model import FLAG_CODES
+
+    out = []
+    for value in values:
+        item = value.strip().lower() if value.strip().lower() in FAIL_LEVELS else value.strip()
+        if item not in FAIL_LEVELS and item not in FLAG_CODES:
+            fail(
+                f"--fail-on: {value!r} is neither a level (warn, fail) nor a flag code "
+                f"(codes: {', '.join(sorted(FLAG_CODES))})"
+            )
+        out.append(item)
+    return tuple(out)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--layout",
+    type=click.Path(path_type=Path),
+    help="Plate layout (wellmap TOML or CSV); wins over a sidecar <stem>.layout.toml.",
+)
+@click.option(
+    "--report", "report_dir", type=click.Path(path_type=Path), help="Write PNG + HTML reports here."
+)
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="Config file (thresholds, wavelengths)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plate (JSONL).")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    help="Exit 1 when a plate's verdict reaches 'warn' or 'fail', or when a flag code given here is raised.",
+)
+def analyze(
+    files: tuple[Path, ...],
+    layout: Path | None,
+    report_dir: Path | None,
+    config: Path | None,
+    as_json: bool,
+    fail_on: tuple[str, ...],
+) -> None:
+    """Analyse plates: blank correction, % of untreated, LL.4 fits, QC flags, a verdict.
+
+    The layout is --layout if given, else the file's sidecar `<stem>.layout.toml`; the
+    layout used is named in the output. Exit 0 ok, 1 when --fail-on matches, 2 bad input.
+    """
+    levels = _fail_on_values(fail_on)
+    settings = load_settings(config)
+    reports = output_dir(report_dir, "--report")
+    if layout is not None and not layout.is_file():
+        fail(f"{layout}: --layout: {'is a directory' if layout.is_dir() else 'file not found'}")
+    from acquisition.pipeline import analyze_file, report_name
+
+    status = 0
+    found = False
+    used_names: set[str] = set()
+    for path in files:
+        try:
+            analysed = analyze_file(path, settings, layout=layout)
+            for item in analysed:
+                result = item.result
+                record = result.to_dict(str(path)) | {"layout": item.layout_source}
+                if reports is not None:
+                    name = _unique(report_name(path, item.plate, len(analysed)), used_names)
+                    from analysis.report import write_report
+
+                    record["report"] = write_report(record, reports, name, source=str(path))
+                if _fails(result.verdict, [f.code for f in result.flags], levels):
+                    found = True
+                if as_json:
+                    emit(_printed(record))
+                else:
+                    _print_plate(path, item.plate.plate_id, record)
+        except PlatewatchError as exc:
+            status = worst(status, bad_input(path, exc, as_json))
+        except Exception as exc:
+            status = worst(status, internal_error(path, exc, as_json))
+    sys.exit(worst(status, EXIT_FINDING if found else 0))
+
+
+def _printed(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a user sees: the stored record without the report's drawing data."""
+    out = {k: v for k, v in record.items() if k != "grid"}
+    out["curves"] = [{k: v for k, v in c.items() if k not in ("vcov",)} for c in record["curves"]]
+    return out
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in used:
+        candidate, n = f"{name}-{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def _print_plate(path: Path, plate_id: str, record: dict[str, Any]) -> None:
+    click.echo(f"{path} [{plate_id}]: {record['verdict'].upper()}  (layout {record['layout']})")
+    for curve in record["curves"]:
+        label = " × ".join(
+            p for p in (curve["group"]["compound"], curve["group"]["cell_line"]) if p
+        )
+        unit = f" {curve['unit']}" if curve.get("unit") else ""
+        if not curve["converged"]:
+            click.echo(f"  {label}: no fit — {curve['message']}")
+        elif curve["response"] == "none":
+            click.echo(f"  {label}: no dose response up to {curve['dose_range'][1]:.3g}{unit}")
+        else:
+            q = curve["ic50_qualifier"] if curve["ic50_qualifier"] != "=" else ""
+            ci = curve.get("ic50_ci")
+            ci_text = f" (95 % CI {ci[0]:.3g}–{ci[1]:.3g}, {curve['ic50_ci_method']})" if ci else ""
+            click.echo(
+                f"  {label}: IC50 {q}{curve['ic50']:.3g}{unit}{ci_text}, response {curve['response']}"
+            )
+    for flag in record["flags"]:
+        click.echo(f"  [{flag['severity']}] {flag['code']}: {flag['message']}")
+    if record.get("report"):
+        click.echo(f"  report: {record['report']['html']}")
+
+
+def _fails(verdict: str, codes: list[str], fail_on: tuple[str, ...]) -> bool:
+    for item in fail_on:
+        if item in FAIL_LEVELS:
+            if verdict == "fail" or (item == "warn" and verdict == "warn"):
+                return True
+        elif item in codes:
+            return True
+    return False
