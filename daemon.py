@@ -280,6 +280,7 @@ class Daemon:
                     alive=bool(s.process and s.process.is_alive()),
                     restarts=s.restarts,
                     generation=s.generation,
+                    pid=s.process.pid if s.process else None,
                 )
                 for s in self._slots
             ],

@@ -31,6 +31,7 @@ class WorkerState:
     alive: bool
     restarts: int
     generation: int
+    pid: int | None = None
 
 
 @dataclass

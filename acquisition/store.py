@@ -31,7 +31,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    func,
     insert,
     select,
 )
@@ -264,12 +263,6 @@ def integrity_ok(store: Store) -> bool:
 
 
 # --- queries used by the CLI (status, results) ------------------------------------------
-
-
-def queue_depth(store: Store) -> dict[str, int]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
-    return {str(state): int(count) for state, count in rows}
 
 
 def last_capture(store: Store) -> dict[str, Any] | None:
