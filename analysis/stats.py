@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special
 
 Array = npt.NDArray[np.float64]
 MAD_SCALE = 1.4826  # MAD of a normal sample → its SD
@@ -26,11 +26,69 @@ def cv(values: Array) -> float:
     return float(np.std(values, ddof=1) / abs(mean)) if mean else math.inf
 
 
+def ranks(values: Array) -> Array:
+    """1-based ranks, ties given their average rank (scipy's ``rankdata``, method "average")."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    first = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(values)]
+    average = (starts + ends + 1) / 2.0  # ranks starts+1 … ends, averaged
+    out = np.empty(len(values))
+    out[order] = average[group]
+    return out
+
+
+def _exact_u_sf(u: float, n1: int, n2: int) -> float:
+    """P(U ≥ u) under H0 without ties, by counting (small samples only)."""
+    # counts[k][m]: number of arrangements of k a's and m b's with U = index
+    size = n1 * n2 + 1
+    table: dict[tuple[int, int], npt.NDArray[np.float64]] = {}
+
+    def counts(k: int, m: int) -> npt.NDArray[np.float64]:
+        if (k, m) in table:
+            return table[k, m]
+        out = np.zeros(size)
+        if k == 0 or m == 0:
+            out[0] = 1.0
+        else:
+            # the largest value is an a (it beats all m b's) or a b
+            with_a = counts(k - 1, m)
+            out[m:] += with_a[: size - m]
+            out += counts(k, m - 1)
+        table[k, m] = out
+        return out
+
+    dist = counts(n1, n2)
+    total = dist.sum()
+    return float(dist[math.ceil(u - 1e-9) :].sum() / total)
+
+
 def mann_whitney_p(a: Array, b: Array) -> float:
-    """Two-sided Mann–Whitney U p-value; NaN when either side has fewer than 3 values."""
-    if len(a) < 3 or len(b) < 3:
+    """Two-sided Mann–Whitney U p-value, as scipy's ``mannwhitneyu`` (method "auto").
+
+    Exact when the smaller sample has ≤ 8 values and there are no ties, else the normal approximation with
+    tie correction and continuity correction. NaN when either side has fewer than 3 values.
+    """
+    n1, n2 = len(a), len(b)
+    if n1 < 3 or n2 < 3:
         return math.nan
-    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    both = np.concatenate([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
+    r = ranks(both)
+    u1 = float(r[:n1].sum() - n1 * (n1 + 1) / 2)
+    u2 = n1 * n2 - u1
+    ties = len(np.unique(both)) < len(both)
+    if min(n1, n2) <= 8 and not ties:
+        return min(1.0, 2.0 * _exact_u_sf(max(u1, u2), n1, n2))
+    n = n1 + n2
+    _, tie_counts = np.unique(both, return_counts=True)
+    tie_term = float((tie_counts**3 - tie_counts).sum()) / (n * (n - 1))
+    sd = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term))
+    if sd == 0:
+        return 1.0
+    z = (max(u1, u2) - n1 * n2 / 2.0 - 0.5) / sd
+    return min(1.0, float(2.0 * special.ndtr(-z)))
 
 
 def z_prime(positive: Array, negative: Array) -> tuple[float, float]:
