@@ -41,7 +41,7 @@ from acquisition.clock import SYSTEM_CLOCK, Clock, iso_utc
 from analysis.model import jsonable
 from errors import PlatewatchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULT_FORMAT = 2  # version of the JSON stored in results.body (2: with the report's grid)
 
 metadata = MetaData()
@@ -121,8 +121,30 @@ alerts = Table(
     Column("body", Text, nullable=False),
     Column("capture_id", Integer, ForeignKey("captures.id")),
     Column("created_at", Float, nullable=False),
+    Column("acknowledged_at", Float),  # someone looked at it (dashboard); v2
+    Column("acknowledged_by", String(200)),
 )
 Index("ix_alerts_plate_code", alerts.c.plate_key, alerts.c.code)
+
+# One row per control curve of a stored plate result: what the trends page and the
+# control_drift rule read (a control line's IC50 across plates), written with the result.
+control_points = Table(
+    "control_points",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("result_id", Integer, ForeignKey("results.id"), nullable=False),
+    Column("instrument", String(200), nullable=False),
+    Column("compound", String(200), nullable=False),
+    Column("cell_line", String(200), nullable=False),
+    Column("unit", String(40)),
+    Column("ic50", Float),  # None: no IC50 (no fit, or no dose response)
+    Column("qualifier", String(2)),
+    Column("expected_low", Float),
+    Column("expected_high", Float),  # None: open-ended (a resistant line)
+    Column("z_prime", Float),
+    Column("at", Float, nullable=False),
+)
+Index("ix_control_points_series", control_points.c.compound, control_points.c.cell_line)
 
 deliveries = Table(
     "alert_deliveries",
@@ -150,8 +172,16 @@ planned_reads = Table(
     Column("capture_id", Integer, ForeignKey("captures.id")),
 )
 
-# Migrations from version N-1 to N. Version 1 is the initial schema (create_all).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+def _v2(conn: Connection) -> None:
+    """Alerts can be acknowledged; control_points (new table) is made by create_all."""
+    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN acknowledged_at FLOAT")
+    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN acknowledged_by VARCHAR(200)")
+
+
+# Migrations from version N-1 to N. Version 1 is the initial schema (create_all); new
+# tables come from create_all, new columns of existing tables from these steps.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2}
 
 
 class StoreError(PlatewatchError):
