@@ -77,7 +77,8 @@ def grid_read(
     """
     rows, cols = len(values), len(values[0]) if values else 0
     grid = np.full((rows, cols), np.nan)
-    status = np.full((rows, cols), WellStatus.OK, dtype=object)
+    status = np.empty((rows, cols), dtype=object)
+    status[...] = WellStatus.OK  # np.full would store the plain str 'ok', not the enum
     raw: dict[str, str] = {}
     for r in range(rows):
         for c in range(cols):

@@ -99,7 +99,8 @@ class SimulatedReader:
         model: PlateModel, nm: float, hours: float, temperature_c: float | None = None
     ) -> PlateRead:
         values, over = model.measure(nm, hours)
-        status = np.full(values.shape, WellStatus.OK, dtype=object)
+        status = np.empty(values.shape, dtype=object)
+        status[...] = WellStatus.OK
         status[over] = WellStatus.OVERFLOW
         grid = values.copy()
         grid[over] = np.nan
