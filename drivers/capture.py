@@ -235,7 +235,7 @@ class ReplayTransport:
         if event.direction not in directions:
             raise ReplayMismatch(
                 f"event {self._next}: recorded {event.direction}"
-                f" {escape_bytes(event.data)[:40]!r}, the driver wanted {'/'.join(directions)}",
+                f" '{escape_bytes(event.data)[:40]}', the driver wanted {'/'.join(directions)}",
                 source=self.port,
             )
         self._next += 1
@@ -263,8 +263,8 @@ class ReplayTransport:
         event = self._expect("out")
         if self.strict and event.data != data:
             raise ReplayMismatch(
-                f"event {self._next - 1}: wrote {escape_bytes(data)[:60]!r},"
-                f" recorded {escape_bytes(event.data)[:60]!r}",
+                f"event {self._next - 1}: wrote '{escape_bytes(data)[:60]}',"
+                f" recorded '{escape_bytes(event.data)[:60]}'",
                 source=self.port,
             )
         if self._skip("lost"):

@@ -154,8 +154,13 @@ class ReaderSession:
             self._port_lock.release()
 
     def identify(self) -> dict[str, str]:
+        """Model, serial and firmware (asked once per connection)."""
         with self._hold("identify"):
-            self._connected()
+            reader = self._connected()
+            if not self._identity:
+                identity = reader.identify()
+                with self._state_lock:
+                    self._identity = identity
             return dict(self._identity)
 
     def state(self) -> SessionState:
@@ -214,6 +219,8 @@ class ReaderSession:
             reader = self._connect()
             try:
                 identity = reader.identify()
+            except ReaderBusy:  # it answered: connected, and the read will wait for it
+                identity = {}
             except (ReaderOffline, ReaderTimeout, ReaderProtocolError) as exc:
                 last = exc
                 reader.close()

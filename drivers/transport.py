@@ -22,6 +22,13 @@ from drivers.errors import LinkLost, LinkTimeout
 
 logger = logging.getLogger(__name__)
 
+try:  # pyserial's POSIX backend lets termios.error (not an OSError) through, e.g. tcflush EIO
+    import termios
+
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # pragma: no cover - Windows
+    _TERMIOS_ERRORS = ()
+SERIAL_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
 MAX_REPLY_BYTES = 1 << 20  # no reply of a plate reader comes near this; junk is cut off
 VISA_RESOURCE = re.compile(r"^(ASRL|TCPIP|USB|GPIB|VXI|PXI|VICP)[0-9]*::", re.IGNORECASE)
 
@@ -191,7 +198,7 @@ class SerialTransport(_Buffered):
         self._buffer.clear()
         try:
             self._serial = serial.serial_for_url(self.port, timeout=0.05, **self._settings)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (*SERIAL_ERRORS, ValueError) as exc:
             raise LinkLost(f"cannot open the port: {one_line(exc)}", source=self.port) from exc
         logger.debug("%s opened (%s)", self.port, self._settings)
 
@@ -201,7 +208,7 @@ class SerialTransport(_Buffered):
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:  # closing a vanished device
+            except SERIAL_ERRORS as exc:  # closing a vanished device
                 logger.debug("%s: close failed: %s", self.port, exc)
 
     def _port(self) -> serial.Serial:
@@ -217,7 +224,7 @@ class SerialTransport(_Buffered):
             port.flush()
         except serial.SerialTimeoutException as exc:
             raise LinkTimeout(f"write blocked: {one_line(exc)}", source=self.port) from exc
-        except (serial.SerialException, OSError) as exc:
+        except SERIAL_ERRORS as exc:
             raise LinkLost(f"write failed: {one_line(exc)}", source=self.port) from exc
 
     def _fill(self, timeout: float) -> bytes:
@@ -226,7 +233,7 @@ class SerialTransport(_Buffered):
             port.timeout = timeout
             waiting = port.in_waiting
             return bytes(port.read(max(1, waiting)))
-        except (serial.SerialException, OSError) as exc:
+        except SERIAL_ERRORS as exc:
             raise LinkLost(f"read failed: {one_line(exc)}", source=self.port) from exc
 
     def discard_input(self) -> None:
@@ -234,7 +241,7 @@ class SerialTransport(_Buffered):
         self._buffer.clear()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except SERIAL_ERRORS as exc:
             raise LinkLost(f"purge failed: {one_line(exc)}", source=self.port) from exc
 
 

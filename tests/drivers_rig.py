@@ -45,7 +45,9 @@ class ScriptedTransport:
             raise AssertionError(f"unexpected write {escape_bytes(data)!r}: the script is done")
         expected, reply = self.script.pop(0)
         if data != expected:
-            raise AssertionError(f"wrote {escape_bytes(data)!r}, expected {escape_bytes(expected)!r}")
+            raise AssertionError(
+                f"wrote {escape_bytes(data)!r}, expected {escape_bytes(expected)!r}"
+            )
         self.line += reply
 
     def read_until(self, terminator: bytes, timeout: float) -> bytes:

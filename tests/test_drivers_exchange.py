@@ -42,7 +42,8 @@ def transfer_field(wavelengths: list[int], saturated: set[tuple[int, int]]) -> b
         lines.append(f"L:\t{nm}")
         for c in range(COLS):  # column-major: one line per column, values down the column
             cells = [
-                "#SAT" if (r, c) in saturated else f"{grid_value(r, c, nm):.4f}" for r in range(ROWS)
+                "#SAT" if (r, c) in saturated else f"{grid_value(r, c, nm):.4f}"
+                for r in range(ROWS)
             ]
             lines.append(f"{c + 1}:\t" + "\t".join(cells))
     return b"OK>\r\n" + "\r\n".join(lines).encode() + b"\r\n>"
@@ -59,7 +60,9 @@ def spectramax_read_script(status_polls: list[bytes], transfer: bytes) -> list[t
     return script
 
 
-def spectramax(script: list[tuple[bytes, bytes]], **kwargs: object) -> tuple[SpectraMaxReader, ScriptedTransport]:
+def spectramax(
+    script: list[tuple[bytes, bytes]], **kwargs: object
+) -> tuple[SpectraMaxReader, ScriptedTransport]:
     transport = ScriptedTransport(script)
     sleeps: list[float] = []
     reader = SpectraMaxReader("reader-1", transport, sleep=sleeps.append, **kwargs)  # type: ignore[arg-type]
@@ -99,9 +102,21 @@ def test_spectramax_setup_sequence_is_the_documented_one() -> None:
 @pytest.mark.parametrize(
     ("reply", "error", "text"),
     [
-        (b"FAIL\t304>", HardwareFault, "reader-1: hardware error 304 (signal level saturation) after !READ"),
-        (b"FAIL\t111>", CommandRejected, "reader-1: command error 111 (invalid read settings) after !READ"),
-        (b"FAIL\t999>", FirmwareError, "reader-1: firmware error 999 (unknown error code) after !READ"),
+        (
+            b"FAIL\t304>",
+            HardwareFault,
+            "reader-1: hardware error 304 (signal level saturation) after !READ",
+        ),
+        (
+            b"FAIL\t111>",
+            CommandRejected,
+            "reader-1: command error 111 (invalid read settings) after !READ",
+        ),
+        (
+            b"FAIL\t999>",
+            FirmwareError,
+            "reader-1: firmware error 999 (unknown error code) after !READ",
+        ),
     ],
 )
 def test_spectramax_fail_codes_map_to_classes_with_one_line_messages(
@@ -189,7 +204,8 @@ def biotek_body(wl_offset: float, stars: set[tuple[int, int]], status: str = "00
     for r in range(ROWS):
         cols = range(COLS) if r % 2 == 0 else range(COLS - 1, -1, -1)  # serpentine, as sent
         cells = [
-            f"{r + 1:02d},{c + 1:02d}," + ("*******" if (r, c) in stars else f"{grid_value(r, c, 570) + wl_offset:+.4f}")
+            f"{r + 1:02d},{c + 1:02d},"
+            + ("*******" if (r, c) in stars else f"{grid_value(r, c, 570) + wl_offset:+.4f}")
             for c in cols
         ]
         rows.append(",".join(cells))
@@ -237,8 +253,16 @@ def test_biotek_busy_status_is_polled_until_ready_and_nak_busy_is_retried() -> N
 @pytest.mark.parametrize(
     ("status", "error", "text"),
     [
-        ("2301", HardwareFault, "reader-2: hardware error 2301 (lamp control failure) after the read"),
-        ("0E00", CommandRejected, "reader-2: command error 0E00 (wavelength not found) after the read"),
+        (
+            "2301",
+            HardwareFault,
+            "reader-2: hardware error 2301 (lamp control failure) after the read",
+        ),
+        (
+            "0E00",
+            CommandRejected,
+            "reader-2: command error 0E00 (wavelength not found) after the read",
+        ),
         ("A200", FirmwareBusy, "reader-2: busy A200 (read already in progress) after the read"),
     ],
 )
@@ -289,7 +313,12 @@ def scpi_plate(order: str) -> str:
 @pytest.mark.parametrize("order", ["row", "column"])
 def test_scpi_read_with_a_configured_command_map(order: str) -> None:
     commands = ScpiCommands.from_options(
-        {"read": "MEAS:ABS? {wavelength}", "order": order, "temperature": "TEMP?", "poll_interval_s": 0.5},
+        {
+            "read": "MEAS:ABS? {wavelength}",
+            "order": order,
+            "temperature": "TEMP?",
+            "poll_interval_s": 0.5,
+        },
         source="reader-3",
     )
     script = [

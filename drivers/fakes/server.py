@@ -178,6 +178,7 @@ class FakeServer:
             "faults": asdict(self.faults),
             "commands": self.handler.commands,
             "replies": self.replies_sent,
+            "pending": len(self.pending),
             "unplugs": self.unplugs,
             **extra,
         }

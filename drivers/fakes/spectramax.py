@@ -102,6 +102,8 @@ class SpectraMaxHandler:
     def answer(self, command: str) -> bytes:
         name, _, args = command.partition(" ")
         words = args.split()
+        if name == "!":  # the handshake is answered even while busy
+            return OK
         if name == "!STATUS":
             busy = self.faults.busy_polls > 0 or self.reading_polls > 0
             if self.faults.busy_polls > 0:
@@ -113,8 +115,6 @@ class SpectraMaxHandler:
             return fail(106)
         if self.faults.busy_polls > 0:
             return fail(105)
-        if name == "!":
-            return OK
         if name == "!OPTION":
             return OK + field(f"SPECTRAmax PLUS384 V2.05 SMP{self.model.seed:05d}")
         if name == "!TRANSFER":
