@@ -145,8 +145,7 @@ def open_session(
         if made:
             return made.pop()
         if isinstance(first, SimulatedReader):  # the simulated plate survives reconnects
-            first.closed = False
-            return first
+            return first.reopen()
         return open_reader(
             name,
             protocol,

@@ -142,3 +142,8 @@ class SimulatedReader:
 
     def close(self) -> None:
         self.closed = True
+
+    def reopen(self) -> SimulatedReader:
+        """The same plate after a reconnect (the model and its clock carry on)."""
+        self.closed = False
+        return self

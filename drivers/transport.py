@@ -29,6 +29,7 @@ try:  # pyserial's POSIX backend lets termios.error (not an OSError) through, e.
 except ImportError:  # pragma: no cover - Windows
     _TERMIOS_ERRORS = ()
 SERIAL_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
+OPEN_ERRORS: tuple[type[Exception], ...] = (*SERIAL_ERRORS, ValueError)
 MAX_REPLY_BYTES = 1 << 20  # no reply of a plate reader comes near this; junk is cut off
 VISA_RESOURCE = re.compile(r"^(ASRL|TCPIP|USB|GPIB|VXI|PXI|VICP)[0-9]*::", re.IGNORECASE)
 
@@ -198,7 +199,7 @@ class SerialTransport(_Buffered):
         self._buffer.clear()
         try:
             self._serial = serial.serial_for_url(self.port, timeout=0.05, **self._settings)
-        except (*SERIAL_ERRORS, ValueError) as exc:
+        except OPEN_ERRORS as exc:
             raise LinkLost(f"cannot open the port: {one_line(exc)}", source=self.port) from exc
         logger.debug("%s opened (%s)", self.port, self._settings)
 

@@ -162,7 +162,7 @@ def test_spectramax_busy_for_longer_than_allowed_is_reader_busy() -> None:
 )
 def test_spectramax_garbled_replies_are_protocol_errors(command: str, reply: bytes) -> None:
     reader, _ = spectramax([(b"!\r", OK), (command.encode() + b"\r", reply)])
-    with pytest.raises(ReaderProtocolError, match="^reader-1: "):
+    with pytest.raises(ReaderProtocolError, match=r"^reader-1: "):
         reader.command(command)
 
 
