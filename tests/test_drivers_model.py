@@ -4,6 +4,8 @@ time with a fixed IC50, evaporation growing with time, drifting blanks, seeded n
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from datamodel import WellStatus, parse_well
 from drivers import SimulatedReader, open_reader
 from drivers.plate_model import PlateModel, WellPlan
 from errors import ConfigError
+from tests.drivers_rig import FAST, running_fake
 
 
 @pytest.mark.parametrize("doubling", [12.0, 30.0, 55.5])
@@ -140,3 +143,40 @@ def test_simulated_options_are_checked() -> None:
         assert str(caught.value).startswith("sim: ")
     truth = PlateModel(saturated=2).truth()
     assert truth["doubling_time_h"] == 30.0 and len(truth["planted"]) == 2
+
+
+def test_the_pty_fake_grows_its_plate_as_the_age_moves(tmp_path: Path) -> None:
+    model = PlateModel(seed=5, evaporation_per_h=0.003)
+    args = ("--start-hours", "24", "--evaporation-per-h", "0.003")
+    with running_fake("spectramax", tmp_path, *args, seed=5) as fake:
+        reader = open_reader("reader-1", "spectramax", str(fake.link), options=FAST)
+        (day1,) = reader.read_absorbance([570])
+        fake.age(72)
+        (day3,) = reader.read_absorbance([570])
+        reader.close()
+    assert day1.time_s == 24 * 3600 and day3.time_s == 72 * 3600
+    for read, hours in ((day1, 24.0), (day3, 72.0)):
+        values, _ = model.measure(570, hours)
+        assert np.allclose(read.values, values, atol=5.1e-5)
+    untreated = [parse_well(n) for n, p in model.layout.items() if p.role == "untreated"]
+    assert all(day3.values[rc] > day1.values[rc] for rc in untreated)
+
+
+HARDWARE = os.environ.get("PLATEWATCH_HARDWARE_READER", "")  # e.g. "spectramax:/dev/ttyUSB0"
+
+
+@pytest.mark.skipif(not HARDWARE, reason="no real reader named in PLATEWATCH_HARDWARE_READER")
+def test_a_real_reader_reads_and_its_session_replays(tmp_path: Path) -> None:
+    protocol, _, port = HARDWARE.partition(":")
+    recording = tmp_path / "real.json"
+    live = open_reader("real", protocol, port, options={"record": str(recording)})
+    identity = live.identify()
+    reads = live.read_absorbance([570, 650])
+    live.close()
+    replayed = open_reader("real", protocol, f"replay:{recording}")
+    assert replayed.identify() == identity
+    again = replayed.read_absorbance([570, 650])
+    assert all(
+        np.array_equal(a.values, b.values, equal_nan=True)
+        for a, b in zip(reads, again, strict=True)
+    )
