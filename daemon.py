@@ -28,13 +28,15 @@ from typing import Any
 
 from acquisition.capture import Captured, Capturer
 from acquisition.daemon_state import DaemonState, WatcherState, WorkerState
+from acquisition.instruments import Instruments
 from acquisition.queue import QueueCounts, counts, release_leases
 from acquisition.store import Store, open_store
 from acquisition.watcher import Watcher
 from acquisition.worker import Hooks, worker_main
 from config import load_config
 from config.schema import Settings
-from monitoring.alerts import Dispatcher, alert_for_quarantine, alerts_for_result
+from drivers import ReaderAlert
+from monitoring.alerts import Dispatcher, alert_for_quarantine, alerts_for_result, reader_alert
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ class Daemon:
         for watch in self.settings.watch:
             self.watcher.add(watch)
         self.watcher.start()
+        self.instruments = Instruments(self.settings.reader, self._on_reader_alert)
+        self.instruments.start()
         queued = self.watcher.rescan()
         self.watcher.check_pending()
         log.info("start-up rescan queued %d file(s)", queued)
@@ -172,6 +176,27 @@ class Daemon:
             if self._alert_bell.wait(timeout=0.5):
                 self._alert_bell.clear()
                 self.dispatcher.bell.set()
+
+    def _on_reader_alert(self, alert: ReaderAlert) -> None:
+        """From a reader's thread: record the alert (its own transaction), ring the dispatcher.
+
+        Never raises: a store hiccup is logged, and the next probe reports again.
+        """
+        try:
+            written = reader_alert(
+                self.store,
+                self.settings,
+                code=alert.code,
+                severity=alert.severity,
+                reader=alert.reader,
+                message=alert.message,
+                resolved=alert.resolved,
+            )
+        except Exception:
+            log.exception("cannot record the %s alert of reader %s", alert.code, alert.reader)
+            return
+        if written:
+            self.dispatcher.bell.set()
 
     def _on_captured(self, outcome: Captured) -> None:
         if outcome.outcome == "captured":
@@ -211,8 +236,9 @@ class Daemon:
         return 0
 
     def supervise(self) -> None:
-        """Restart what died: observers (a share that dropped) and worker processes."""
+        """Restart what died: observers (a share that dropped), reader probes, workers."""
         self.watcher.supervise()
+        self.instruments.supervise()
         if self._stopping.is_set():
             return
         for slot in self._slots:
@@ -236,6 +262,8 @@ class Daemon:
             problems.append("stabiliser stopped")
         if not self.dispatcher.alive():
             problems.append("alert dispatcher stopped")
+        if not self.instruments.alive():
+            problems.append("a reader's probe thread stopped")
         dead = [s.index for s in self._slots if s.process is None or not s.process.is_alive()]
         if dead:
             problems.append(f"worker(s) {dead} not running")
@@ -284,6 +312,7 @@ class Daemon:
                 )
                 for s in self._slots
             ],
+            readers=self.instruments.states(),
             pending_files=len(self.watcher.pending),
             captured=stats.captured,
             duplicates=stats.duplicates,
@@ -319,6 +348,11 @@ class Daemon:
             if path not in old or old[path] != watch:
                 self.watcher.remove(path)
                 self.watcher.add(watch)
+        if fresh.reader != self.settings.reader:
+            self.instruments.stop()
+            self.instruments = Instruments(fresh.reader, self._on_reader_alert)
+            self.instruments.start()
+            log.info("readers reopened (%d configured)", len(fresh.reader))
         self.settings = fresh
         self.generation = Generation(self.generation.number + 1, fresh, fresh.model_dump_json())
         self.dispatcher.apply(fresh)
@@ -349,6 +383,7 @@ class Daemon:
         sd_notify("STOPPING=1")
         log.info("stopping: finishing in-flight jobs")
         self.watcher.stop()
+        self.instruments.stop()
         everyone = self._slots + self._retiring
         for slot in everyone:
             if slot.stop is not None:

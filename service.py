@@ -15,6 +15,7 @@ import click
 
 from cli.common import EXIT_SOFTWARE, internal_error
 from cli.daemon_commands import demo, reprocess, results, run, status
+from cli.instruments import read, readers
 from cli.plates import analyze, fit, parse
 
 
@@ -27,7 +28,7 @@ def cli() -> None:
     """
 
 
-for command in (parse, fit, analyze, run, status, results, reprocess, demo):
+for command in (parse, fit, analyze, run, status, results, reprocess, demo, read, readers):
     cli.add_command(command)
 
 

@@ -73,12 +73,24 @@ def _claimable(t: float):  # type: ignore[no-untyped-def]
     )
 
 
-def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
-    """Lease the oldest claimable job to ``owner``; None when there is nothing to do."""
+def claim(
+    store: Store,
+    owner: str,
+    lease_seconds: float,
+    *,
+    capture_id: int | None = None,
+    purpose: Purpose | None = None,
+) -> Job | None:
+    """Lease the oldest claimable job to ``owner`` (of one capture/purpose if given)."""
     t = store.now()
     # Analyses before reports (a report is a consumer: it may lag, never block a capture).
     later = case((jobs.c.purpose.in_([str(p) for p in LOW_PRIORITY]), 1), else_=0)
-    pick = select(jobs.c.id).where(_claimable(t)).order_by(later, jobs.c.id).limit(1)
+    where = [_claimable(t)]
+    if capture_id is not None:
+        where.append(jobs.c.capture_id == capture_id)
+    if purpose is not None:
+        where.append(jobs.c.purpose == str(purpose))
+    pick = select(jobs.c.id).where(*where).order_by(later, jobs.c.id).limit(1)
     if not store.is_sqlite:
         pick = pick.with_for_update(skip_locked=True)
     stmt = (

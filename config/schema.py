@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -61,10 +61,19 @@ class AlertSettings(_Strict):
 
 
 class ReaderSettings(_Strict):
-    name: str
-    protocol: Literal["spectramax", "biotek", "scpi"]
-    port: str
-    baudrate: int | None = None
+    """A reader platewatch drives itself (drivers/): a protocol on a port."""
+
+    name: str = Field(min_length=1, max_length=200)
+    protocol: Literal["spectramax", "biotek", "scpi", "simulated"]
+    # a device (/dev/ttyUSB0), a pyserial URL (socket://host:4001, rfc2217://…), a VISA
+    # resource (ASRL/dev/ttyUSB0::INSTR, TCPIP::10.0.0.5::INSTR), or replay:FILE.json
+    port: str = ""
+    baudrate: int | None = Field(None, gt=0)  # serial only; the protocol's default when left out
+    layout: Path | None = None  # the layout its reads are analysed with (`read --store`)
+    probe_seconds: float = Field(10.0, gt=0)  # the daemon asks the reader's status this often
+    # protocol options, checked when the reader is opened (drivers/factory.py documents
+    # them: timeouts, serial framing, SCPI command map, simulated plate model, record)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class WebSettings(_Strict):

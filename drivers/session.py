@@ -144,11 +144,18 @@ class ReaderSession:
                 reader = self._connected(attempts=1)
             except ReaderError as exc:
                 return ReaderStatus("offline", exc.message)
-            result = reader.status()
+            try:
+                result = reader.status()
+            except (ReaderOffline, ReaderTimeout, ReaderProtocolError) as exc:
+                self._drop(exc)  # unplugged or silent: the next probe reconnects
+                self._fail(exc)
+                return ReaderStatus("offline", exc.message)
             with self._state_lock:
                 self._state = result.state
             if result.state == "offline":
                 self._drop(None)
+            else:
+                self._recovered(f"{self.name}: answering again ({result.state})")
             return result
         finally:
             self._port_lock.release()
@@ -273,9 +280,13 @@ class ReaderSession:
             self._reads += 1
             self._last_read_at = self._now()
             self._state = "idle"
+        self._recovered(f"{self.name}: reading again")
+
+    def _recovered(self, message: str) -> None:
+        """Resolve the alert this session raised, if any (a read or a status answered)."""
         if self._alerted is not None:
             code, self._alerted = self._alerted, None
-            self._emit(ReaderAlert(code, "warning", self.name, f"{self.name}: reading again", True))
+            self._emit(ReaderAlert(code, "warning", self.name, message, True))
 
     def _emit(self, alert: ReaderAlert) -> None:
         """Hand the alert over; the consumer only enqueues it (it must not raise)."""

@@ -150,6 +150,60 @@ def alert_for_quarantine(conn: Connection, capture: Capture, reason: str, ctx: J
     )
 
 
+def reader_alert(
+    store: Store,
+    settings: Settings,
+    *,
+    code: str,
+    severity: str,
+    reader: str,
+    message: str,
+    resolved: bool,
+) -> bool:
+    """The instrument rule: a reader went offline / errs (once until resolved), or is back.
+
+    Called from the daemon's reader threads (their own transaction). Returns whether an
+    alert row was written (repeats of an open alert and resolutions of nothing are not).
+    """
+    key = f"reader:{reader}"
+    t = store.now()
+    with store.begin() as conn:
+        open_codes = _open_codes(conn, key)
+        if resolved:
+            if code not in open_codes:
+                return False
+            _add(
+                conn,
+                settings,
+                t,
+                plate_key=key,
+                code=code,
+                severity=open_codes[code],
+                kind="resolved",
+                title=f"reader {reader}: resolved",
+                body=f"{code} is gone: {message}",
+                capture_id=None,
+            )
+            return True
+        if code in open_codes:
+            return False
+        what = "is offline" if code == "reader_offline" else "reports an error"
+        _add(
+            conn,
+            settings,
+            t,
+            plate_key=key,
+            code=code,
+            severity=severity,
+            kind="finding",
+            title=f"reader {reader} {what}",
+            body=f"[{severity}] {code}: {message}. Check the cable, the adapter and the "
+            "instrument's power; platewatch reconnects by itself and says when it is back.",
+            capture_id=None,
+        )
+        return True
+
+
 @dataclass
 class Outgoing:
     delivery_id: int

@@ -10,12 +10,18 @@ from acquisition.formats import read_export
 from acquisition.kinds.base import Finding, JobContext
 from acquisition.pipeline import analyze_export
 from analysis.report import write_report
-from config.schema import Settings, WatchSettings
+from config.schema import Settings
 
 
-def watch_for(settings: Settings, instrument: str) -> WatchSettings | None:
-    """The watch folder (or reader) configuration a capture's instrument came through."""
-    return next((w for w in settings.watch if w.instrument == instrument), None)
+def source_of(settings: Settings, instrument: str) -> tuple[Path | None, str | None]:
+    """(default layout, reader format) of the watch folder or reader a capture came from."""
+    watch = next((w for w in settings.watch if w.instrument == instrument), None)
+    if watch is not None:
+        return watch.layout, watch.format
+    reader = next((r for r in settings.reader if r.name == instrument), None)
+    if reader is not None:
+        return reader.layout, None
+    return None, None
 
 
 def plate_key(instrument: str, file_name: str, plate_id: str, barcode: str | None) -> str:
@@ -29,13 +35,13 @@ class PlateAnalyser:
 
     def analyse(self, capture: Capture, ctx: JobContext) -> list[Finding]:
         data = capture.archive.read_bytes()  # OSError: the archive is unreadable, retried
-        watch = watch_for(ctx.settings, capture.instrument)
-        export = read_export(capture.source, data, format=watch.format if watch else None)
+        layout, reader_format = source_of(ctx.settings, capture.instrument)
+        export = read_export(capture.source, data, format=reader_format)
         analysed = analyze_export(
             capture.source,
             export,
             ctx.settings,
-            layout=watch.layout if watch else None,
+            layout=layout,
             layouts_dir=ctx.settings.service.state_dir / "layouts",
             reference_table=dict(ctx.references),
         )
