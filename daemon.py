@@ -30,13 +30,20 @@ from acquisition.capture import Captured, Capturer
 from acquisition.daemon_state import DaemonState, WatcherState, WorkerState
 from acquisition.instruments import Instruments
 from acquisition.queue import QueueCounts, counts, release_leases
+from acquisition.scheduler import Missed, Scheduler
 from acquisition.store import Store, open_store
 from acquisition.watcher import Watcher
 from acquisition.worker import Hooks, worker_main
 from config import load_config
 from config.schema import Settings
 from drivers import ReaderAlert
-from monitoring.alerts import Dispatcher, alert_for_quarantine, alerts_for_result, reader_alert
+from monitoring.alerts import (
+    Dispatcher,
+    alert_for_quarantine,
+    alerts_for_result,
+    read_missed_alert,
+    reader_alert,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +146,7 @@ class Daemon:
         for watch in self.settings.watch:
             self.watcher.add(watch)
         self.watcher.start()
-        self.instruments = Instruments(self.settings.reader, self._on_reader_alert)
-        self.instruments.start()
+        self._start_instruments(self.settings)
         queued = self.watcher.rescan()
         self.watcher.check_pending()
         log.info("start-up rescan queued %d file(s)", queued)
@@ -176,6 +182,42 @@ class Daemon:
             if self._alert_bell.wait(timeout=0.5):
                 self._alert_bell.clear()
                 self.dispatcher.bell.set()
+
+    def _start_instruments(self, settings: Settings) -> None:
+        """The readers, their probes and the timecourse scheduler that drives them."""
+        self.instruments = Instruments(settings.reader, self._on_reader_alert)
+        self.instruments.start()
+        self.scheduler = Scheduler(
+            self.store,
+            self.instruments,
+            self.capturer,
+            [r.name for r in settings.reader],
+            on_missed=self._on_missed,
+            on_captured=lambda _id: self._doorbell.release(),
+            tick_seconds=settings.service.tick_seconds,
+        )
+        self.scheduler.start()
+
+    def _stop_instruments(self) -> None:
+        self.scheduler.stop()
+        self.instruments.stop()
+
+    def _on_missed(self, missed: Missed) -> None:
+        try:
+            read_missed_alert(
+                self.store,
+                self.settings,
+                timecourse_id=missed.timecourse_id,
+                name=missed.name,
+                reader=missed.reader,
+                indices=missed.indices,
+                due=missed.due,
+                at_startup=missed.at_startup,
+            )
+        except Exception:
+            log.exception("cannot record the read_missed alert of %s", missed.name)
+            return
+        self.dispatcher.bell.set()
 
     def _on_reader_alert(self, alert: ReaderAlert) -> None:
         """From a reader's thread: record the alert (its own transaction), ring the dispatcher.
@@ -264,6 +306,8 @@ class Daemon:
             problems.append("alert dispatcher stopped")
         if not self.instruments.alive():
             problems.append("a reader's probe thread stopped")
+        if not self.scheduler.alive():
+            problems.append("the timecourse scheduler stopped")
         dead = [s.index for s in self._slots if s.process is None or not s.process.is_alive()]
         if dead:
             problems.append(f"worker(s) {dead} not running")
@@ -319,6 +363,12 @@ class Daemon:
             watch_error=stats.last_error,
             alerts_sent=self.dispatcher.sent,
             alert_error=self.dispatcher.last_error,
+            extra={
+                "scheduler": {
+                    "ticks": self.scheduler.ticks,
+                    "last_tick_at": self.scheduler.last_tick_at,
+                }
+            },
         )
         try:
             state.write(self.settings.service.state_dir)
@@ -348,10 +398,12 @@ class Daemon:
             if path not in old or old[path] != watch:
                 self.watcher.remove(path)
                 self.watcher.add(watch)
-        if fresh.reader != self.settings.reader:
-            self.instruments.stop()
-            self.instruments = Instruments(fresh.reader, self._on_reader_alert)
-            self.instruments.start()
+        if (
+            fresh.reader != self.settings.reader
+            or fresh.service.tick_seconds != self.settings.service.tick_seconds
+        ):
+            self._stop_instruments()
+            self._start_instruments(fresh)
             log.info("readers reopened (%d configured)", len(fresh.reader))
         self.settings = fresh
         self.generation = Generation(self.generation.number + 1, fresh, fresh.model_dump_json())
@@ -383,7 +435,7 @@ class Daemon:
         sd_notify("STOPPING=1")
         log.info("stopping: finishing in-flight jobs")
         self.watcher.stop()
-        self.instruments.stop()
+        self._stop_instruments()
         everyone = self._slots + self._retiring
         for slot in everyone:
             if slot.stop is not None:

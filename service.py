@@ -17,6 +17,7 @@ from cli.common import EXIT_SOFTWARE, internal_error
 from cli.daemon_commands import demo, reprocess, results, run, status
 from cli.instruments import read, readers
 from cli.plates import analyze, fit, parse
+from cli.timecourse import timecourse
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,19 @@ def cli() -> None:
     """
 
 
-for command in (parse, fit, analyze, run, status, results, reprocess, demo, read, readers):
+for command in (
+    parse,
+    fit,
+    analyze,
+    run,
+    status,
+    results,
+    reprocess,
+    demo,
+    read,
+    readers,
+    timecourse,
+):
     cli.add_command(command)
 
 

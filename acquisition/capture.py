@@ -11,13 +11,13 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from acquisition.formats import read_any
@@ -165,9 +165,20 @@ class Capturer:
         return self.store_bytes(instrument, path, data, kind, mtime_ns=st.st_mtime_ns)
 
     def store_bytes(
-        self, instrument: str, path: Path, data: bytes, kind: str, *, mtime_ns: int = 0
+        self,
+        instrument: str,
+        path: Path,
+        data: bytes,
+        kind: str,
+        *,
+        mtime_ns: int = 0,
+        on_stored: Callable[[Connection, int], None] | None = None,
     ) -> Captured:
-        """Archive ``data`` (from ``path``, or a driver read's document) and record it + its job."""
+        """Archive ``data`` (from ``path``, or a driver read's document) and record it + its job.
+
+        ``on_stored(conn, capture_id)`` runs in the same transaction (a planned read is
+        marked done exactly when its capture exists).
+        """
         sha = sha256_of(data)
         with self.store.engine.connect() as conn:
             existing = conn.execute(
@@ -195,6 +206,8 @@ class Capturer:
                     captured_at=utc_now(self.store.clock),
                 )
                 enqueue(conn, capture_id, clock=self.store.clock)
+                if on_stored is not None:
+                    on_stored(conn, capture_id)
         except IntegrityError:
             return Captured("duplicate")  # another daemon on the same store was faster
         log.info("captured %s as capture %d", path, capture_id, extra={"instrument": instrument})

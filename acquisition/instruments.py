@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from acquisition.capture import Captured, Capturer
 from acquisition.clock import SYSTEM_CLOCK, Clock, iso_utc
 from acquisition.daemon_state import ReaderState
@@ -61,8 +63,10 @@ def capture_read(
     *,
     clock: Clock = SYSTEM_CLOCK,
     extra: dict[str, object] | None = None,
+    kind: str = "plate",
+    on_stored: Callable[[Connection, int], None] | None = None,
 ) -> Captured:
-    """Archive a driver read as a document and queue its analysis (kind "plate")."""
+    """Archive a driver read as a document and queue its analysis."""
     t = clock.now()
     stamp = iso_utc(t)
     data = read_document(
@@ -75,7 +79,7 @@ def capture_read(
     )
     name = f"{settings.name}_{stamp.replace(':', '').replace('-', '')}.read.json"
     source = Path(f"driver:{settings.name}") / name
-    return capturer.store_bytes(settings.name, source, data, "plate")
+    return capturer.store_bytes(settings.name, source, data, kind, on_stored=on_stored)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from acquisition.clock import SYSTEM_CLOCK, Clock, iso_utc
 from analysis.model import jsonable
 from errors import PlatewatchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULT_FORMAT = 2  # version of the JSON stored in results.body (2: with the report's grid)
 
 metadata = MetaData()
@@ -160,16 +160,56 @@ deliveries = Table(
 )
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 
+# Timecourses (DESIGN.md §6): the plan is data. A timecourse is read by a reader on a
+# schedule (source "driver") or fed by repeated exports of one plate (source "exports").
+timecourses = Table(
+    "timecourses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("source", String(20), nullable=False),  # driver | exports
+    Column("reader", String(200)),  # the instrument: a [[reader]] or a watch folder's
+    Column("layout", Text),
+    Column("every_s", Float),
+    Column("for_s", Float),
+    Column("start_at", Float),
+    Column("grace_s", Float),
+    Column("wavelengths", Text, nullable=False, server_default="[]"),  # JSON list of nm
+    Column("state", String(20), nullable=False),  # running | done | stopped
+    Column("created_at", Float, nullable=False),
+    Column("stopped_at", Float),
+    UniqueConstraint("name", name="uq_timecourse_name"),
+)
+
 planned_reads = Table(
     "planned_reads",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("timecourse", String(200), nullable=False),
-    Column("instrument", String(200), nullable=False),
+    Column("timecourse_id", Integer, ForeignKey("timecourses.id"), nullable=False),
+    Column("index", Integer, nullable=False),
     Column("due_at", Float, nullable=False),
-    Column("state", String(20), nullable=False),  # planned | done | late | missed | cancelled
-    Column("spec", Text, nullable=False),  # JSON
+    # planned → reading → done | late; planned/reading → missed; planned → cancelled
+    Column("state", String(20), nullable=False),
+    Column("started_at", Float),
+    Column("done_at", Float),
+    Column("delay_s", Float),
     Column("capture_id", Integer, ForeignKey("captures.id")),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    UniqueConstraint("timecourse_id", "index", name="uq_planned_read"),
+)
+Index("ix_planned_reads_due", planned_reads.c.state, planned_reads.c.due_at)
+
+# The reads a timecourse is made of, in read-time order (planned reads and exports alike).
+timecourse_points = Table(
+    "timecourse_points",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("timecourse_id", Integer, ForeignKey("timecourses.id"), nullable=False),
+    Column("capture_id", Integer, ForeignKey("captures.id"), nullable=False),
+    Column("read_at", Float, nullable=False),
+    Column("planned_read_id", Integer, ForeignKey("planned_reads.id")),
+    UniqueConstraint("timecourse_id", "capture_id", name="uq_timecourse_point"),
 )
 
 
@@ -179,9 +219,14 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN acknowledged_by VARCHAR(200)")
 
 
+def _v3(conn: Connection) -> None:
+    """planned_reads (never used before v3) is made again in its real shape by create_all."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS planned_reads")
+
+
 # Migrations from version N-1 to N. Version 1 is the initial schema (create_all); new
 # tables come from create_all, new columns of existing tables from these steps.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3}
 
 
 class StoreError(PlatewatchError):
@@ -269,19 +314,21 @@ def migrate(store: Store) -> int:
             # Several daemons may start at once on one fresh database: one migrates at a
             # time (SQLite's BEGIN IMMEDIATE already serialises this).
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242024)")
-        metadata.create_all(conn)
+        schema_info.create(conn, checkfirst=True)
         version = conn.execute(select(schema_info.c.version)).scalar()
-        if version is None:
-            conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
-            return SCHEMA_VERSION
-        if version > SCHEMA_VERSION:
+        if version is not None and version > SCHEMA_VERSION:
             raise StoreError(
                 f"database schema {version} is newer than this platewatch ({SCHEMA_VERSION})",
                 source=_safe_url(store.url),
             )
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[step](conn)
-        conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
+        if version is not None:  # an existing store: its own steps first, on its own tables
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+        metadata.create_all(conn)  # new tables (and every table of a new store)
+        if version is None:
+            conn.execute(insert(schema_info).values(version=SCHEMA_VERSION))
+        else:
+            conn.execute(schema_info.update().values(version=SCHEMA_VERSION))
         return SCHEMA_VERSION
 
 

@@ -22,6 +22,7 @@ class ServiceSettings(_Strict):
     # a file the reader still calls incomplete after this long is captured as it is
     incomplete_wait_seconds: float = Field(600.0, gt=0)
     reports: bool = True  # render PNG + HTML reports (as low-priority jobs after the analysis)
+    tick_seconds: float = Field(1.0, gt=0, le=60)  # the timecourse scheduler's tick
 
 
 class StoreSettings(_Strict):

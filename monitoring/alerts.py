@@ -204,6 +204,48 @@ def reader_alert(
         return True
 
 
+def read_missed_alert(
+    store: Store,
+    settings: Settings,
+    *,
+    timecourse_id: int,
+    name: str,
+    reader: str | None,
+    indices: tuple[int, ...],
+    due: tuple[float, ...],
+    at_startup: bool,
+) -> None:
+    """The schedule rule: planned reads that were missed, one alert per batch (each read
+    is missed exactly once, so it is alerted exactly once)."""
+    from acquisition.clock import iso_utc
+
+    shown = ", ".join(
+        f"#{i} (due {iso_utc(t)[:19].replace('T', ' ')} UTC)"
+        for i, t in zip(indices[:8], due[:8], strict=False)
+    )
+    more = f" and {len(indices) - 8} more" if len(indices) > 8 else ""
+    why = (
+        "while the daemon was not running"
+        if at_startup
+        else "within their grace (the reader was busy, offline or failing)"
+    )
+    with store.begin() as conn:
+        _add(
+            conn,
+            settings,
+            store.now(),
+            plate_key=f"timecourse:{timecourse_id}:missed:{indices[0]}",
+            code="read_missed",
+            severity="warning",
+            kind="finding",
+            title=f"timecourse {name}: {len(indices)} planned read(s) missed",
+            body=f"[warning] read_missed: {len(indices)} read(s) of timecourse {name} on "
+            f"{reader or 'its reader'} were not performed {why}: {shown}{more}. The next reads "
+            "go ahead as planned; check the reader and the daemon if this repeats.",
+            capture_id=None,
+        )
+
+
 @dataclass
 class Outgoing:
     delivery_id: int
