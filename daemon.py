@@ -37,8 +37,8 @@ from acquisition.worker import Hooks, worker_main
 from config import load_config
 from config.schema import Settings
 from drivers import ReaderAlert
-from monitoring.alerts import (
-    Dispatcher,
+from monitoring.alerts import Dispatcher
+from monitoring.rules import (
     alert_for_quarantine,
     alerts_for_result,
     read_missed_alert,

@@ -10,8 +10,10 @@ state change, so an analysis is never stored twice.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select, update
 
@@ -25,6 +27,7 @@ class Purpose(enum.StrEnum):
     ANALYZE = "analyze"  # a new capture
     REPROCESS = "reprocess"  # an archived capture again (after a threshold or layout change)
     REPORT = "report"  # render the report of a stored result (a consumer: lowest priority)
+    REANALYSE = "reanalyse"  # an archived capture with another layout (params["layout"])
 
 
 LOW_PRIORITY = frozenset({Purpose.REPORT})
@@ -37,6 +40,7 @@ class Job:
     attempts: int
     purpose: str  # a Purpose value; an unknown one (a newer daemon's) is dead on arrival
     owner: str
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class LeaseLost(Exception):
@@ -50,6 +54,7 @@ def enqueue(
     *,
     at: float | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    params: dict[str, Any] | None = None,
 ) -> int:
     """Add a job inside the caller's transaction (the capture's, so both commit together)."""
     t = clock.now() if at is None else at
@@ -58,6 +63,7 @@ def enqueue(
         jobs,
         capture_id=capture_id,
         purpose=purpose,
+        params=json.dumps(params) if params else None,
         state="queued",
         attempts=0,
         next_attempt_at=t,
@@ -103,7 +109,7 @@ def claim(
             attempts=jobs.c.attempts + 1,
             updated_at=t,
         )
-        .returning(jobs.c.id, jobs.c.capture_id, jobs.c.attempts, jobs.c.purpose)
+        .returning(jobs.c.id, jobs.c.capture_id, jobs.c.attempts, jobs.c.purpose, jobs.c.params)
     )
     with store.begin() as conn:
         row = conn.execute(stmt).first()
@@ -115,7 +121,18 @@ def claim(
         attempts=int(row[2]),
         purpose=str(row[3]),
         owner=owner,
+        params=_params(row[4]),
     )
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"unreadable": text[:200]}
+    return value if isinstance(value, dict) else {"unreadable": text[:200]}
 
 
 def complete(store: Store, job: Job, effects: Callable[[Connection], None]) -> None:

@@ -41,7 +41,7 @@ from acquisition.clock import SYSTEM_CLOCK, Clock, iso_utc
 from analysis.model import jsonable
 from errors import PlatewatchError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RESULT_FORMAT = 2  # version of the JSON stored in results.body (2: with the report's grid)
 
 metadata = MetaData()
@@ -79,6 +79,7 @@ jobs = Table(
     Column("last_error", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("params", Text),  # JSON: what a job needs beyond its capture (v4)
 )
 Index("ix_jobs_claim", jobs.c.state, jobs.c.next_attempt_at)
 
@@ -224,9 +225,14 @@ def _v3(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE IF EXISTS planned_reads")
 
 
+def _v4(conn: Connection) -> None:
+    """Jobs carry parameters (a re-analysis with another layout)."""
+    conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN params TEXT")
+
+
 # Migrations from version N-1 to N. Version 1 is the initial schema (create_all); new
 # tables come from create_all, new columns of existing tables from these steps.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2, 3: _v3, 4: _v4}
 
 
 class StoreError(PlatewatchError):

@@ -16,7 +16,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -153,9 +154,19 @@ def _report_job(ctx: JobContext, job: Job, capture: Capture, hooks: Hooks) -> st
     return "done"
 
 
+def _reanalyse_job(ctx: JobContext, job: Job, capture: Capture, hooks: Hooks) -> str:
+    """An archived capture analysed with the layout the job names (uploaded or picked)."""
+    layout = job.params.get("layout")
+    if not isinstance(layout, str) or not layout:
+        reason = f"{capture.source_path}: re-analysis job without a layout"
+        return fail(ctx.store, job, reason, max_attempts=1, retryable=False)
+    return _analyse_job(replace(ctx, layout_override=Path(layout)), job, capture, hooks)
+
+
 HANDLERS: dict[Purpose, Handler] = {
     Purpose.ANALYZE: _analyse_job,
     Purpose.REPROCESS: _analyse_job,
+    Purpose.REANALYSE: _reanalyse_job,
     Purpose.REPORT: _report_job,
 }
 

@@ -156,7 +156,7 @@ def reprocess(config: Path | None, since: Any) -> None:
     from acquisition.queue import claim
     from acquisition.reprocess import queue_reprocess
     from acquisition.worker import Hooks, process_job
-    from monitoring.alerts import alert_for_quarantine, alerts_for_result
+    from monitoring.rules import alert_for_quarantine, alerts_for_result
 
     settings, store = open_store_or_fail(config)
     done = 0

@@ -129,7 +129,7 @@ def _analyse_here(store: Any, settings: Any, capture_id: int) -> str:
     from acquisition.pipeline import references
     from acquisition.queue import Purpose, claim
     from acquisition.worker import Hooks, process_job
-    from monitoring.alerts import alert_for_quarantine, alerts_for_result
+    from monitoring.rules import alert_for_quarantine, alerts_for_result
 
     ctx = JobContext(store=store, settings=settings, references=references(settings))
     hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)

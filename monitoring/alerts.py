@@ -1,9 +1,6 @@
-"""Alerts: rules that turn findings into outbox rows, and the dispatcher that delivers them.
+"""Alert delivery: the outbox dispatcher and where each severity goes.
 
-Rules run inside the worker's transaction (the daemon hands them to the workers), so an
-alert exists exactly when its result does. Each (plate, flag code) alerts once until it is
-resolved — when a re-export of the plate no longer raises it, a "resolved" message goes to
-the same destinations. The dispatcher delivers the outbox through apprise (any URL it
+The rules that write the outbox are in ``monitoring.rules``. The dispatcher delivers the outbox through apprise (any URL it
 knows: mailto://, json://, slack://, msteams://, …), to ``<state_dir>/alerts.jsonl`` and
 to the console, each destination with its own minimum severity; failures wait in the
 outbox with exponential backoff and are delivered once the destination is back. A burst
@@ -23,16 +20,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import apprise
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import select, update
 
 from acquisition.clock import backoff
-from acquisition.store import Store, alerts, deliveries, insert_row
+from acquisition.store import Store, alerts, deliveries
 from analysis.model import SEVERITY_RANK
 from config.schema import Settings
 
 if TYPE_CHECKING:
-    from acquisition.capture import Capture
-    from acquisition.kinds import Finding, JobContext
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -56,194 +52,6 @@ def destinations(settings: Settings, severity: str) -> list[str]:
         if rank >= SEVERITY_RANK[target.min_severity or cfg.min_severity]:
             out.append(target.url)
     return out
-
-
-def _open_codes(conn: Connection, key: str) -> dict[str, str]:
-    """Codes alerted for this subject and not resolved since, with their severity."""
-    latest = (
-        select(alerts.c.code, func.max(alerts.c.id).label("last"))
-        .where(alerts.c.plate_key == key)
-        .group_by(alerts.c.code)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(alerts.c.code, alerts.c.kind, alerts.c.severity).join(
-            latest, and_(alerts.c.code == latest.c.code, alerts.c.id == latest.c.last)
-        )
-    ).all()
-    return {code: severity for code, kind, severity in rows if kind != "resolved"}
-
-
-def _add(conn: Connection, settings: Settings, t: float, **values: Any) -> None:
-    alert_id = insert_row(conn, alerts, created_at=t, **values)
-    for dest in destinations(settings, values["severity"]):
-        conn.execute(
-            deliveries.insert().values(
-                alert_id=alert_id, destination=dest, state="pending", next_attempt_at=t
-            )
-        )
-
-
-def alerts_for_result(
-    conn: Connection,
-    capture: Capture,
-    stored: list[tuple[int, Finding]],
-    ctx: JobContext,
-) -> None:
-    """The verdict rule: new warn/fail findings alert; findings gone from a re-export resolve."""
-    t = ctx.clock.now()
-    for _result_id, finding in stored:
-        key = finding.key
-        open_codes = _open_codes(conn, key)
-        current = {f.code: f for f in finding.flags if f.severity != "info"}
-        new = [f for code, f in current.items() if code not in open_codes]
-        gone = [code for code in open_codes if code not in current]
-        what = "plate" if finding.kind == "plate" else finding.kind
-        for flag in new:
-            _add(
-                conn,
-                ctx.settings,
-                t,
-                plate_key=key,
-                code=flag.code,
-                severity=flag.severity,
-                kind="finding",
-                title=f"{what} {finding.name} {_TITLE_VERDICT.get(finding.verdict, finding.verdict)}",
-                body=f"[{flag.severity}] {flag.code}: {flag.message}"
-                + (
-                    f" Wells: {', '.join(flag.wells[:12])}{' …' if len(flag.wells) > 12 else ''}."
-                    if flag.wells
-                    else ""
-                ),
-                capture_id=capture.id,
-            )
-        for code in gone:
-            _add(
-                conn,
-                ctx.settings,
-                t,
-                plate_key=key,
-                code=code,
-                severity=open_codes[code],
-                kind="resolved",
-                title=f"{what} {finding.name}: resolved",
-                body=f"{code} is gone: the new export {capture.file_name} no longer shows it "
-                f"(verdict {finding.verdict}).",
-                capture_id=capture.id,
-            )
-
-
-def alert_for_quarantine(conn: Connection, capture: Capture, reason: str, ctx: JobContext) -> None:
-    """The quarantine rule: an unreadable export always alerts (critical)."""
-    _add(
-        conn,
-        ctx.settings,
-        ctx.clock.now(),
-        plate_key=f"{capture.instrument}:{capture.file_name}",
-        code="quarantined",
-        severity="critical",
-        kind="quarantine",
-        title=f"unreadable export {capture.file_name} ({capture.instrument})",
-        body=f"{reason}. The original is untouched; a copy is in quarantine/ under "
-        f"{ctx.settings.service.state_dir}. Re-export the plate or fix the layout, then drop the file again.",
-        capture_id=capture.id,
-    )
-
-
-def reader_alert(
-    store: Store,
-    settings: Settings,
-    *,
-    code: str,
-    severity: str,
-    reader: str,
-    message: str,
-    resolved: bool,
-) -> bool:
-    """The instrument rule: a reader went offline / errs (once until resolved), or is back.
-
-    Called from the daemon's reader threads (their own transaction). Returns whether an
-    alert row was written (repeats of an open alert and resolutions of nothing are not).
-    """
-    key = f"reader:{reader}"
-    t = store.now()
-    with store.begin() as conn:
-        open_codes = _open_codes(conn, key)
-        if resolved:
-            if code not in open_codes:
-                return False
-            _add(
-                conn,
-                settings,
-                t,
-                plate_key=key,
-                code=code,
-                severity=open_codes[code],
-                kind="resolved",
-                title=f"reader {reader}: resolved",
-                body=f"{code} is gone: {message}",
-                capture_id=None,
-            )
-            return True
-        if code in open_codes:
-            return False
-        what = "is offline" if code == "reader_offline" else "reports an error"
-        _add(
-            conn,
-            settings,
-            t,
-            plate_key=key,
-            code=code,
-            severity=severity,
-            kind="finding",
-            title=f"reader {reader} {what}",
-            body=f"[{severity}] {code}: {message}. Check the cable, the adapter and the "
-            "instrument's power; platewatch reconnects by itself and says when it is back.",
-            capture_id=None,
-        )
-        return True
-
-
-def read_missed_alert(
-    store: Store,
-    settings: Settings,
-    *,
-    timecourse_id: int,
-    name: str,
-    reader: str | None,
-    indices: tuple[int, ...],
-    due: tuple[float, ...],
-    at_startup: bool,
-) -> None:
-    """The schedule rule: planned reads that were missed, one alert per batch (each read
-    is missed exactly once, so it is alerted exactly once)."""
-    from acquisition.clock import iso_utc
-
-    shown = ", ".join(
-        f"#{i} (due {iso_utc(t)[:19].replace('T', ' ')} UTC)"
-        for i, t in zip(indices[:8], due[:8], strict=False)
-    )
-    more = f" and {len(indices) - 8} more" if len(indices) > 8 else ""
-    why = (
-        "while the daemon was not running"
-        if at_startup
-        else "within their grace (the reader was busy, offline or failing)"
-    )
-    with store.begin() as conn:
-        _add(
-            conn,
-            settings,
-            store.now(),
-            plate_key=f"timecourse:{timecourse_id}:missed:{indices[0]}",
-            code="read_missed",
-            severity="warning",
-            kind="finding",
-            title=f"timecourse {name}: {len(indices)} planned read(s) missed",
-            body=f"[warning] read_missed: {len(indices)} read(s) of timecourse {name} on "
-            f"{reader or 'its reader'} were not performed {why}: {shown}{more}. The next reads "
-            "go ahead as planned; check the reader and the daemon if this repeats.",
-            capture_id=None,
-        )
 
 
 @dataclass

@@ -21,7 +21,8 @@ from acquisition.queue import claim
 from acquisition.store import Store, alerts, deliveries, open_store
 from acquisition.worker import Hooks, process_job
 from config.schema import Settings
-from monitoring.alerts import Dispatcher, alert_for_quarantine, alerts_for_result
+from monitoring.alerts import Dispatcher
+from monitoring.rules import alert_for_quarantine, alerts_for_result
 from tests.plate_sim import Defects, simulate_plate, to_gen5_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from acquisition.store import alerts, jobs, open_store, results
 from acquisition.worker import Hooks, process_job
 from analysis.model import Flag
 from config.schema import Settings
-from monitoring.alerts import alert_for_quarantine, alerts_for_result
+from monitoring.rules import alert_for_quarantine, alerts_for_result
 from tests.daemon_rig import DaemonProcess, wait_for, write_config
 from tests.plate_sim import Defects, simulate_plate, to_gen5_text
 

@@ -31,6 +31,7 @@ class JobContext:
     store: Store
     settings: Settings
     references: Mapping[str, ReferenceRange] = field(default_factory=dict)
+    layout_override: Path | None = None  # a re-analysis with another layout (dashboard)
 
     @property
     def clock(self) -> Clock:

@@ -42,6 +42,7 @@ class PlateAnalyser:
             export,
             ctx.settings,
             layout=layout,
+            explicit_layout=ctx.layout_override,
             layouts_dir=ctx.settings.service.state_dir / "layouts",
             reference_table=dict(ctx.references),
         )
