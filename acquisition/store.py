@@ -98,6 +98,8 @@ results = Table(
     UniqueConstraint("job_id", "plate", name="uq_result_job_plate"),
 )
 Index("ix_results_capture", results.c.capture_id)
+Index("ix_results_plate", results.c.plate)
+Index("ix_results_job", results.c.job_id)
 
 flags = Table(
     "flags",
@@ -109,6 +111,7 @@ flags = Table(
     Column("message", Text, nullable=False),
     Column("wells", Text, nullable=False),  # JSON list
 )
+Index("ix_flags_result", flags.c.result_id)
 
 alerts = Table(
     "alerts",
@@ -226,8 +229,11 @@ def _v3(conn: Connection) -> None:
 
 
 def _v4(conn: Connection) -> None:
-    """Jobs carry parameters (a re-analysis with another layout)."""
+    """Jobs carry parameters (a re-analysis with another layout); indexes the dashboard uses."""
     conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN params TEXT")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_flags_result ON flags (result_id)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_results_plate ON results (plate)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_results_job ON results (job_id)")
 
 
 # Migrations from version N-1 to N. Version 1 is the initial schema (create_all); new
