@@ -210,7 +210,7 @@ def _blocks(lines: list[str], sample: Sample) -> tuple[int, list[_Block], str | 
     n = len(lines)
     while i < n:
         line = lines[i].strip()
-        if not line:
+        if not line or line == "~End":  # (a stray ~End closes nothing)
             i += 1
             continue
         if line.startswith(("Original Filename", "Date Last Saved")):
