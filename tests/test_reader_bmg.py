@@ -12,7 +12,7 @@ from acquisition.formats import read_export
 from acquisition.formats.bmg import filter_wavelengths, parse_duration
 from datamodel import ExportFile, PlateRead, WellStatus, parse_well, well_name
 from errors import FormatError, IncompleteFileError
-from tests.format_mutations import check_outcome, mutated
+from tests.reader_mutations import check_outcome, mutated
 from tests.vendor_writers import (
     BmgSet,
     bmg_plate_view,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from acquisition.formats import read_export
 from datamodel import ExportFile, PlateRead, WellStatus, parse_well, well_name
 from errors import FormatError, IncompleteFileError
-from tests.format_mutations import check_outcome, mutated
+from tests.reader_mutations import check_outcome, mutated
 from tests.vendor_writers import EnvisionRead, envision_text, random_grid
 
 A450 = "allotropy__envision__PE_Envision_absorbance_A450_example.csv"

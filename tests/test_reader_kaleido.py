@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from acquisition.formats import read_export
 from datamodel import PlateRead, WellStatus, parse_well, well_name
 from errors import FormatError, IncompleteFileError
-from tests.format_mutations import check_outcome, mutated
+from tests.reader_mutations import check_outcome, mutated
 from tests.vendor_writers import kaleido_text, random_grid
 
 ABS = "allotropy__kaleido__absorbance_endpoint_single_plate_example_01.csv"

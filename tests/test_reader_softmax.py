@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from acquisition.formats import read_export
 from datamodel import PLATE_FORMATS, ExportFile, WellStatus, parse_well
 from errors import FormatError, IncompleteFileError
-from tests.format_mutations import check_outcome, mutated
+from tests.reader_mutations import check_outcome, mutated
 from tests.vendor_writers import (
     SoftmaxPlate,
     comma_decimal,

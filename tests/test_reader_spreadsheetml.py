@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from acquisition.formats import read_export
 from datamodel import PlateRead, WellStatus, parse_well, well_name
 from errors import FormatError, IncompleteFileError
-from tests.format_mutations import check_outcome, mutated
+from tests.reader_mutations import check_outcome, mutated
 from tests.vendor_writers import random_grid, spreadsheetml_text
 
 XML = "growth-curve-calculator__sample_endpoints_1.xml"
