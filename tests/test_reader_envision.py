@@ -153,6 +153,21 @@ def test_several_labels_per_plate_bare_and_untitled(tmp_path: Path) -> None:
     _assert_grid(export.plates[1].reads[0], c)
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_system_field_separator_semicolon_or_tab(tmp_path: Path, delimiter: str) -> None:
+    grid = random_grid(random.Random(6), 8, 12)
+    text = envision_text([EnvisionRead(1, "A450", ABS, grid, barcode="BC-1")]).replace(
+        ",", delimiter
+    )
+    if delimiter == ";":  # a European PC: decimal commas too
+        text = text.replace("0.", "0,").replace("1.", "1,").replace("2.", "2,").replace("3.", "3,")
+    path = tmp_path / "sep.csv"
+    path.write_text(text)
+    export = read_export(path)
+    assert export.plates[0].barcode == "BC-1"
+    _assert_grid(export.plates[0].reads[0], grid)
+
+
 # --- complete, incomplete, invalid ------------------------------------------------------
 
 

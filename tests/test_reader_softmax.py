@@ -283,6 +283,11 @@ def test_reduced_only_and_notes_only_exports_are_refused_with_the_reason(tmp_pat
     path.write_text(softmax_text([], notes=2))
     with pytest.raises(FormatError, match="without a Plate block"):
         read_export(path)
+    scan = _plate(random.Random(1))
+    scan.read_type = "Well Scan"
+    path.write_text(softmax_text([scan]))
+    with pytest.raises(FormatError, match="well-scan reads are not read"):
+        read_export(path)
 
 
 @pytest.mark.parametrize(

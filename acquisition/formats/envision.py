@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from acquisition.formats.base import Reader, Sample, check_cells, count_cells
 from acquisition.formats.grid import split_rows
 from acquisition.formats.text import grid_to_read, is_number, parse_cell, wavelength_from_label
-from datamodel import ExportFile, Plate, PlateRead, ReadMode, row_index
+from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, ReadMode, row_index
 from errors import FormatError, IncompleteFileError
 
 _TRAILER = "Exported with EnVision"
@@ -144,8 +144,8 @@ def _settings(rows: list[list[str]]) -> _Settings:
             out.instrument[key] = value
         elif section == "Basic assay information":
             out.assay[key] = value.strip('="')
-    if out.plate_shape and 0 in out.plate_shape:
-        out.plate_shape = None
+    if out.plate_shape not in PLATE_FORMATS.values():
+        out.plate_shape = None  # only a standard plate is believed (never sized from text)
     return out
 
 

@@ -273,6 +273,12 @@ def _read(sample: Sample, _found: bool) -> ExportFile:
                 f"{', '.join(sorted(other)) or 'none'})",
                 source=source,
             )
+        if all(p.header.read_type == "Well Scan" for p in plates):
+            raise FormatError(
+                "SoftMax Pro well-scan reads are not read by platewatch (one value per "
+                "scan point); export endpoint, kinetic or spectrum data",
+                source=source,
+            )
         if all(p.header.data_type == "Reduced" for p in plates):
             raise FormatError(
                 "SoftMax Pro export holds reduced data only (Data type: Reduced); "
