@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from acquisition.formats.base import Reader, Sample
+from acquisition.formats.base import Reader, Sample, check_cells, count_cells
 from acquisition.formats.text import grid_to_read, parse_cell, parse_clock
 from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, ReadMode, parse_well
 from errors import FormatError, IncompleteFileError
@@ -254,6 +254,7 @@ class _PlateResult:
 
 
 def _read(sample: Sample, _found: bool) -> ExportFile:
+    check_cells(sample.path, count_cells(sample.text, "\t"))
     lines = sample.lines
     source = str(sample.path)
     declared, blocks, trailer = _blocks(lines, sample)

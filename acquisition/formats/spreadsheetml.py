@@ -54,66 +54,91 @@ class _PlateSection:
     reads: list[PlateRead] = field(default_factory=list)
 
 
-def _rows(root: ET.Element, source: str) -> list[tuple[str, list[str]]]:
-    """(sheet name, cells) for every row of every worksheet, cells placed by ss:Index."""
+def _rows(sample: Sample) -> list[tuple[str, list[str]]]:
+    """(sheet name, cells) for every row of every worksheet, cells placed by ss:Index.
+
+    Streamed (each row is dropped from the tree once read), so memory follows the rows,
+    not the document; a DTD or entity declaration anywhere is refused before parsing.
+    """
+    text = sample.text
+    source = str(sample.path)
+    if _PROGID.search(text[:4096]) is None:
+        raise IncompleteFileError("SpreadsheetML export cut inside its prolog", source=source)
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise FormatError(
+            "SpreadsheetML with a DTD or entity declarations: refused (exports have none)",
+            source=source,
+        )
+    text = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     out: list[tuple[str, list[str]]] = []
+    sheet = ""
+    table: ET.Element | None = None
     cells_seen = 0
-    for sheet in root.iter(f"{_SS}Worksheet"):
-        name = sheet.get(f"{_SS}Name", "")
-        for table in sheet.iter(f"{_SS}Table"):
-            for row in table.iter(f"{_SS}Row"):
-                cells: list[str] = []
-                for cell in row.iter(f"{_SS}Cell"):
-                    index = cell.get(f"{_SS}Index")
-                    if index is not None:
-                        if not (index.isascii() and index.isdigit()) or not (
-                            len(cells) < int(index) <= 16_384
-                        ):
-                            raise FormatError(
-                                f"sheet {name!r}: cell index {index[:10]!r} is not a column "
-                                "after the cells before it",
-                                source=source,
-                            )
-                        cells.extend([""] * (int(index) - 1 - len(cells)))
-                    data = cell.find(f"{_SS}Data")
-                    cells.append("".join(data.itertext()).strip() if data is not None else "")
+    try:
+        chunks = [text[at : at + (1 << 20)] for at in range(0, len(text), 1 << 20)]
+        for k in range(len(chunks) + 1):
+            if k < len(chunks):
+                parser.feed(chunks[k])
+            else:
+                parser.close()
+            for item in parser.read_events():
+                event, elem = item[0], item[-1]
+                if not isinstance(elem, ET.Element):
+                    continue
+                if event == "start":
+                    if elem.tag == f"{_SS}Worksheet":
+                        sheet = elem.get(f"{_SS}Name", "")
+                    elif elem.tag == f"{_SS}Table":
+                        table = elem
+                    continue
+                if elem.tag != f"{_SS}Row":
+                    continue
+                cells = _row_cells(elem, sheet, source)
                 cells_seen += len(cells)
                 if cells_seen > MAX_CELLS:
                     raise FormatError(
                         f"more than {MAX_CELLS} cells: not a plate export", source=source
                     )
-                out.append((name, cells))
+                out.append((sheet, cells))
+                if table is not None and len(table) and table[-1] is elem:
+                    table.remove(elem)
+    except ET.ParseError as exc:
+        raise _parse_error(exc, text, source) from None
     return out
 
 
-def _parse(sample: Sample) -> ET.Element:
-    text = sample.text
-    if _PROGID.search(text[:4096]) is None:
-        raise IncompleteFileError("SpreadsheetML export cut inside its prolog", source=sample.path)
-    upper = text[:200_000].upper()
-    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
-        raise FormatError(
-            "SpreadsheetML with a DTD or entity declarations: refused (exports have none)",
-            source=sample.path,
+def _row_cells(row: ET.Element, sheet: str, source: str) -> list[str]:
+    cells: list[str] = []
+    for cell in row.iter(f"{_SS}Cell"):
+        index = cell.get(f"{_SS}Index")
+        if index is not None:
+            if not (index.isascii() and index.isdigit()) or not (len(cells) < int(index) <= 16_384):
+                raise FormatError(
+                    f"sheet {sheet!r}: cell index {index[:10]!r} is not a column after "
+                    "the cells before it",
+                    source=source,
+                )
+            cells.extend([""] * (int(index) - 1 - len(cells)))
+        data = cell.find(f"{_SS}Data")
+        cells.append("".join(data.itertext()).strip() if data is not None else "")
+    return cells
+
+
+def _parse_error(exc: ET.ParseError, text: str, source: str) -> FormatError:
+    line, col = exc.position
+    lines = text.splitlines() or [""]
+    at_end = line >= len(lines) and col >= len(lines[-1].rstrip()) - 1
+    if exc.code in _CUT_CODES or at_end:
+        return IncompleteFileError(
+            f"SpreadsheetML export ends before its closing tags (line {line}; "
+            "truncated or still being written)",
+            source=source,
         )
-    text = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
-    try:
-        return ET.fromstring(text)
-    except ET.ParseError as exc:
-        line, col = exc.position
-        lines = text.splitlines() or [""]
-        at_end = line >= len(lines) and col >= len(lines[-1].rstrip()) - 1
-        if exc.code in _CUT_CODES or at_end:
-            raise IncompleteFileError(
-                f"SpreadsheetML export ends before its closing tags (line {line}; "
-                "truncated or still being written)",
-                source=sample.path,
-            ) from None
-        reason = str(exc).split(":")[0]
-        raise FormatError(
-            f"line {line}, column {col}: not well-formed SpreadsheetML ({reason})",
-            source=sample.path,
-        ) from None
+    reason = str(exc).split(":")[0]
+    return FormatError(
+        f"line {line}, column {col}: not well-formed SpreadsheetML ({reason})", source=source
+    )
 
 
 def _mode(text: str) -> ReadMode:
@@ -129,8 +154,7 @@ def _mode(text: str) -> ReadMode:
 
 def _read(sample: Sample, _found: bool) -> ExportFile:
     source = str(sample.path)
-    root = _parse(sample)
-    rows = _rows(root, source)
+    rows = _rows(sample)
     general: dict[str, str] = {}
     plates: list[_PlateSection] = []
     current: _PlateSection | None = None
