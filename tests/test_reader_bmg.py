@@ -193,6 +193,19 @@ def test_table_view_kinetic_and_spectrum(tmp_path: Path) -> None:
     assert reads[0].mode == "absorbance"
 
 
+def test_table_view_with_an_empty_line_after_every_line(tmp_path: Path) -> None:
+    wells = ["A01", "A02", "B01"]
+    values = {w: [str(k), str(k + 10)] for k, w in enumerate(wells)}
+    text = bmg_table_view(
+        ["Raw Data (600)"] * 2, wells, values, axis=("Time", ["0 h ", "0 h 15 min"])
+    )
+    path = tmp_path / "spaced.csv"
+    path.write_text(text.replace("\r\n", "\r\n\r\n"))
+    reads = read_export(path).plates[0].reads
+    assert [r.time_s for r in reads] == [0, 900]
+    assert reads[1].values[parse_well("B1")] == 12 and int((reads[0].status == "ok").sum()) == 3
+
+
 def test_table_view_endpoint_keeps_mars_calculations_out(tmp_path: Path) -> None:
     wells = [mars_well(w) for w in ("A1", "A2", "P24")]
     values = {w: ["0.5", "0.25"] for w in wells}

@@ -274,10 +274,10 @@ def _read_table(rows: list[list[str]], start: int, sets: list[_DataSet], source:
         first_value = 3 if len(low) > 2 and low[2] == "content" else 2
     else:
         first_value = 2 if len(low) > 1 and low[1] == "content" else 1
-    i = start + 1
+    i = _skip_blank(rows, start + 1)  # some exports put an empty line after every line
     axis: list[str] = []
     axis_kind = ""
-    if i < len(rows) and not (rows[i][0].strip() if rows[i] else ""):
+    if i < len(rows) and not rows[i][0].strip():
         label = rows[i][first_value - 1].strip().lower() if len(rows[i]) >= first_value else ""
         if label.startswith("time") or label.startswith("wavelength"):
             axis = [c.strip() for c in rows[i]]
@@ -305,17 +305,21 @@ def _read_table(rows: list[list[str]], start: int, sets: list[_DataSet], source:
         by_column[j] = ds
         sets.append(ds)
     while i < len(rows):
-        cells = rows[i]
-        if not cells or not any(c.strip() for c in cells):
-            i += 1
-            if i < len(rows) and rows[i] and _well_of(rows[i], low) is not None:
-                continue
+        i = _skip_blank(rows, i)
+        if i >= len(rows):
             break
+        cells = rows[i]
         well = _well_of(cells, low)
         if well is None:
             break
         for j, ds in by_column.items():
             ds.cells.append((*well, cells[j] if j < len(cells) else ""))
+        i += 1
+    return i
+
+
+def _skip_blank(rows: list[list[str]], i: int) -> int:
+    while i < len(rows) and not any(c.strip() for c in rows[i]):
         i += 1
     return i
 
