@@ -73,11 +73,23 @@ def test_cut_before_the_closing_sections_is_incomplete(corpus: Path) -> None:
     path = corpus / "platereaders" / ABS
     data = path.read_bytes()
     after = data.index(b"Analysis Result")
+    barcode = data.index(b"PlateRepeat")  # before it, nothing says Kaleido yet
     for end in [i + 1 for i, b in enumerate(data) if b == 0x0A]:
-        if end < after:
+        if barcode < end < after:
             with pytest.raises(IncompleteFileError):
                 read_export(path, data[:end])
     assert read_export(path, data).plates
+
+
+def test_a_plain_grid_titled_results_for_is_not_taken_for_kaleido(tmp_path: Path) -> None:
+    grid = random_grid(random.Random(3), 8, 12)
+    lines = ["Results for assay 7", "," + ",".join(str(c) for c in range(1, 13))]
+    lines += [chr(65 + r) + "," + ",".join(row) for r, row in enumerate(grid)]
+    path = tmp_path / "plain.csv"
+    path.write_text("\n".join(lines) + "\n")
+    export = read_export(path)
+    assert export.format == "grid"
+    _assert_grid(export.plates[0].reads[0], grid)
 
 
 def test_export_without_results_is_invalid(tmp_path: Path) -> None:

@@ -54,13 +54,15 @@ def _sniff(sample: Sample) -> str | None:
     if first.startswith(("Plate information", "Plate,Repeat")):
         return None  # EnVision Workstation
     titled = any(_TITLE.match(ln.split(",")[0]) for ln in lines)
-    if titled and (
-        first.startswith(("Result", "EnSight Results from"))
-        or _TRAILER in sample.head
-        or "Kaleido" in sample.head
-    ):
-        return ","
-    return None
+    head = sample.head.replace("\u00a0", " ")
+    kaleido = (
+        first.startswith("EnSight Results from")
+        or "Kaleido" in head
+        or re.search(r"^Barcode:.*PlateRepeat:", head, re.MULTILINE) is not None
+        or re.search(r"^Barcode,Repeat,Loop no", head, re.MULTILINE) is not None
+    )
+    # (a 'Results for …' title alone is not enough: plain grids can have one)
+    return "," if titled and kaleido else None
 
 
 @dataclass
