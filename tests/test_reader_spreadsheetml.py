@@ -26,7 +26,15 @@ def _assert_grid(got: PlateRead, grid: list[list[str]]) -> None:
                 assert got.values[r, c] == pytest.approx(float(token)), well_name(r, c)
 
 
-def test_two_plates_with_gaps_placed_by_cell_index(corpus: Path) -> None:
+@pytest.fixture(params=["whole-tree", "streamed"])
+def xml_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both parsing paths (small documents whole, big ones streamed)."""
+    if request.param == "streamed":
+        monkeypatch.setattr("acquisition.formats.spreadsheetml.WHOLE_TREE_CHARS", 100)
+    return str(request.param)
+
+
+def test_two_plates_with_gaps_placed_by_cell_index(corpus: Path, xml_path: str) -> None:
     export = read_export(corpus / "platereaders" / XML)
     assert export.format == "spreadsheetml"
     assert export.instrument == {
@@ -49,7 +57,7 @@ def test_two_plates_with_gaps_placed_by_cell_index(corpus: Path) -> None:
     assert a.measured_at == "08/06/2024 22:19:29" and b.measured_at == "08/06/2024 22:21:08"
 
 
-def test_generated_fluorescence_two_wavelengths_and_384(tmp_path: Path) -> None:
+def test_generated_fluorescence_two_wavelengths_and_384(tmp_path: Path, xml_path: str) -> None:
     rng = random.Random(1)
     g1 = random_grid(rng, 8, 12, empty=0.2, low=100, high=5e4, digits=1)
     g2 = random_grid(rng, 8, 12, empty=0.2, low=100, high=5e4, digits=1)
@@ -93,7 +101,7 @@ def test_dtd_and_entities_are_refused_before_parsing(tmp_path: Path) -> None:
     assert not isinstance(info.value, IncompleteFileError)
 
 
-def test_cut_anywhere_is_incomplete_and_broken_xml_is_invalid(corpus: Path, tmp_path: Path) -> None:
+def test_cut_anywhere_is_incomplete_and_broken_xml_is_invalid(corpus: Path, xml_path: str) -> None:
     data = (corpus / "platereaders" / XML).read_bytes()
     path = corpus / "platereaders" / XML
     for cut in range(60, len(data) - 12, 97):

@@ -33,6 +33,7 @@ _WAVELENGTHS = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*nm")
 # expat codes for a document that stops early: no element found, unclosed token, partial
 # character, unclosed CDATA section, incomplete markup in a parameter entity.
 _CUT_CODES = {3, 5, 6, 20, 22}
+WHOLE_TREE_CHARS = 4 * 1024 * 1024
 
 
 _PROLOG = '<?xml version="1.0"?> <?mso-application progid="Excel.Sheet"?>'
@@ -57,8 +58,9 @@ class _PlateSection:
 def _rows(sample: Sample) -> list[tuple[str, list[str]]]:
     """(sheet name, cells) for every row of every worksheet, cells placed by ss:Index.
 
-    Streamed (each row is dropped from the tree once read), so memory follows the rows,
-    not the document; a DTD or entity declaration anywhere is refused before parsing.
+    Documents above :data:`WHOLE_TREE_CHARS` are streamed (each row is dropped from the
+    tree once read), so memory follows the rows, not the document; a DTD or entity
+    declaration anywhere is refused before parsing.
     """
     text = sample.text
     source = str(sample.path)
@@ -70,6 +72,28 @@ def _rows(sample: Sample) -> list[tuple[str, list[str]]]:
             source=source,
         )
     text = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
+    if len(text) <= WHOLE_TREE_CHARS:  # a whole tree is faster, and small at this size
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as exc:
+            raise _parse_error(exc, text, source) from None
+        whole: list[tuple[str, list[str]]] = []
+        cells_seen = 0
+        for sheet_element in root.iter(f"{_SS}Worksheet"):
+            name = sheet_element.get(f"{_SS}Name", "")
+            for row in sheet_element.iter(f"{_SS}Row"):
+                cells = _row_cells(row, name, source)
+                cells_seen += len(cells)
+                if cells_seen > MAX_CELLS:
+                    raise FormatError(
+                        f"more than {MAX_CELLS} cells: not a plate export", source=source
+                    )
+                whole.append((name, cells))
+        return whole
+    return _streamed_rows(text, source)
+
+
+def _streamed_rows(text: str, source: str) -> list[tuple[str, list[str]]]:
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     out: list[tuple[str, list[str]]] = []
     sheet = ""
