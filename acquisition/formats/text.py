@@ -41,7 +41,11 @@ def decode(data: bytes, source: str) -> str:
     if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
         try:
             return data.decode("utf-16")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            if exc.end >= len(data):
+                # Cut inside its last character (a half-written file, or the 64 KiB head):
+                # decode what is whole; the reader sees where the text stops.
+                return data[: exc.start].decode("utf-16")
             raise FormatError("UTF-16 text that does not decode", source=source) from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -49,13 +53,16 @@ def decode(data: bytes, source: str) -> str:
         # UTF-16LE without a BOM: every second byte of ASCII text is NUL.
         try:
             return data.decode("utf-16-le")
-        except UnicodeDecodeError:
-            pass
+        except UnicodeDecodeError as exc:
+            if exc.end >= len(data):
+                return data[: exc.start].decode("utf-16-le", errors="replace")
     if b"\x00" in data:
         raise FormatError("binary content, not a text export", source=source)
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if exc.end >= len(data) and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")  # cut inside its last character
         return data.decode("cp1252", errors="replace")
 
 
