@@ -25,18 +25,9 @@ GENERIC_PRIORITY = 90  # readers at or above this accept any grid: vendor checks
 # first grid in such files is often a layout, a blank-subtracted copy or a template).
 UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = (
     ("SoftMax Pro text export", lambda h, s: "##BLOCKS" in h),
-    ("BioTek Gen5 workbook (xlsx)", lambda h, s: s.is_zip and "Software Version" in h),
     ("BMG MARS export", lambda h, s: "Test run no." in h),
     ("PerkinElmer EnVision export", lambda h, s: h.lstrip().startswith("Plate information")),
     ("Revvity Kaleido export", lambda h, s: re.match(r"\s*Results\s+for\s", h) is not None),
-    ("Tecan i-control/SparkControl workbook", lambda h, s: "Application: " in h and s.is_zip),
-    ("Tecan Sunrise/XFLUOR4 workbook", lambda h, s: "XFLUOR4" in h),
-    ("Tecan Magellan workbook", lambda h, s: "Well positions" in h or "Magellan" in h),
-    (
-        "Thermo SkanIt workbook",
-        lambda h, s: s.is_zip and ("Measurement results" in h or "Session information" in h),
-    ),
-    ("Thermo SkanIt text export", lambda h, s: "Results of Photometric" in h),
     (
         "SpectraMax SpreadsheetML (xml)",
         lambda h, s: h.startswith("<?xml") and 'progid="Excel.Sheet"' in h,

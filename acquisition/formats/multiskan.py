@@ -33,8 +33,10 @@ _TABS = re.compile(r"\t+")
 
 def _sniff(sample: Sample) -> bool | None:
     lines = [ln for ln in sample.head_lines[:10] if ln.strip()]
-    if lines and _TITLE.match(lines[0]) and (
-        len(lines) == 1 or any(_PLATE.match(ln) for ln in lines[1:4])
+    if (
+        lines
+        and _TITLE.match(lines[0])
+        and (len(lines) == 1 or any(_PLATE.match(ln) for ln in lines[1:4]))
     ):
         return True
     return None
@@ -51,11 +53,18 @@ class _Block:
 
 def _cells(line: str) -> list[str] | None:
     """A data row's cells (None when the line is not a data row)."""
-    if not line.startswith("\t") and not line[:1].isdigit() and not line.strip().lower().startswith("nan"):
+    if (
+        not line.startswith("\t")
+        and not line[:1].isdigit()
+        and not line.strip().lower().startswith("nan")
+    ):
         return None
     body = line.strip("\t\r\n ")
     tokens = [t.strip() for t in _TABS.split(body)] if body else []
-    if any(t and not is_number(t) and t.lower() not in ("nan", "over", "ovrflw", "under") for t in tokens):
+    if any(
+        t and not is_number(t) and t.lower() not in ("nan", "over", "ovrflw", "under")
+        for t in tokens
+    ):
         return None
     return tokens
 
@@ -122,12 +131,16 @@ def _read(sample: Sample, _found: bool) -> ExportFile:
                 f"{rows} rows of at most {cols} values",
                 source=sample.path,
             )
-        cells = [(r, c, tok) for r, row in enumerate(block.rows) for c, tok in enumerate(row)]
+        wells = [(r, c, tok) for r, row in enumerate(block.rows) for c, tok in enumerate(row)]
         label = f"{title or 'Photometric'} {block.wavelength:g} nm" if block.wavelength else title
         if len(iterations) > 1 and block.iteration is not None:
             label = f"{label} iteration {block.iteration}"
         read = grid_to_read(
-            cells or [(0, 0, "")], source=sample.path, rows=rows, cols=cols, label=label,
+            wells or [(0, 0, "")],
+            source=sample.path,
+            rows=rows,
+            cols=cols,
+            label=label,
             wavelength_nm=block.wavelength,
         )
         reads_by_plate.setdefault(block.plate, []).append(read)

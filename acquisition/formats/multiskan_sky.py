@@ -61,14 +61,16 @@ def _general(rows: Rows) -> dict[str, str]:
     return values
 
 
-def _raw_reads(wavelength: float | None, rows: Rows, sample: Sample, stamp: str | None) -> list[PlateRead]:
-    header_at = next(
-        (i for i, r in enumerate(rows[:20]) if cell(r, 0).lower() == "well"), None
-    )
+def _raw_reads(
+    wavelength: float | None, rows: Rows, sample: Sample, stamp: str | None
+) -> list[PlateRead]:
+    header_at = next((i for i, r in enumerate(rows[:20]) if cell(r, 0).lower() == "well"), None)
     if header_at is None:
         return []
     header = [c.strip().lower() for c in rows[header_at]]
-    value_col = next((j for j, h in enumerate(header) if "absorbance" in h or h.startswith("raw")), 2)
+    value_col = next(
+        (j for j, h in enumerate(header) if "absorbance" in h or h.startswith("raw")), 2
+    )
     time_col = next((j for j, h in enumerate(header) if "time" in h), None)
     wl_col = next((j for j, h in enumerate(header) if "wavelength" in h), None)
     seen: dict[tuple[int, int], int] = {}
@@ -101,7 +103,9 @@ def _raw_reads(wavelength: float | None, rows: Rows, sample: Sample, stamp: str 
     return reads
 
 
-def _results_reads(rows: Rows, sample: Sample, wavelength: float | None, stamp: str | None) -> list[PlateRead]:
+def _results_reads(
+    rows: Rows, sample: Sample, wavelength: float | None, stamp: str | None
+) -> list[PlateRead]:
     """The ``Absorbance results`` sheet: a ``Reading | wells`` table, or labelled grids."""
     reads: list[PlateRead] = []
     i = 0
@@ -112,14 +116,21 @@ def _results_reads(rows: Rows, sample: Sample, wavelength: float | None, stamp: 
             k = i + 1
             while k < len(rows) and number(cell(rows[k], 0)) is not None:
                 cells = [(r, c, rows[k][j] if j < len(rows[k]) else "") for j, (r, c) in wells]
-                read = grid_to_read(cells, source=sample.path, label="Absorbance results", wavelength_nm=wavelength)
+                read = grid_to_read(
+                    cells, source=sample.path, label="Absorbance results", wavelength_nm=wavelength
+                )
                 read.measured_at = stamp
                 reads.append(read)
                 k += 1
             return reads
         grid = grid_at(rows, i)
         if grid is not None:
-            read = grid_to_read(grid.cells, source=sample.path, label=grid.corner or "Absorbance results", wavelength_nm=wavelength)
+            read = grid_to_read(
+                grid.cells,
+                source=sample.path,
+                label=grid.corner or "Absorbance results",
+                wavelength_nm=wavelength,
+            )
             read.measured_at = stamp
             reads.append(read)
             i = grid.end
@@ -153,7 +164,9 @@ def _read(sample: Sample, found: _Found) -> ExportFile:
         instrument={
             "model": general.get("Name"),
             "serial": general.get("Serial number"),
-            "software": f"SkanIt Software for Multiskan Sky {version}" if version else "SkanIt Software",
+            "software": f"SkanIt Software for Multiskan Sky {version}"
+            if version
+            else "SkanIt Software",
         },
         metadata=metadata,
     )

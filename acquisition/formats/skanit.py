@@ -22,7 +22,15 @@ from typing import Any
 
 from acquisition.formats.base import Reader, Sample
 from acquisition.formats.text import grid_to_read
-from acquisition.formats.workbook import Rows, cell, grid_at, key_value, leading_number, mode_from, sheets_of
+from acquisition.formats.workbook import (
+    Rows,
+    cell,
+    grid_at,
+    key_value,
+    leading_number,
+    mode_from,
+    sheets_of,
+)
 from datamodel import ExportFile, Plate, PlateRead, ReadMode
 from errors import FormatError
 
@@ -34,8 +42,19 @@ _INFO_SHEETS = {
     "run log",
     "layout definitions",
 }
-_MEASUREMENT_STEP = re.compile(r"^(absorbance|photometric|fluorescence|fluorometric|luminescence|luminometric|time ?resolved|spectrum|abs)\b", re.I)
-_LAYOUT_CORNERS = {"sample", "sample type", "group", "layout", "well id", "conc.", "dilution factor"}
+_MEASUREMENT_STEP = re.compile(
+    r"^(absorbance|photometric|fluorescence|fluorometric|luminescence|luminometric|time ?resolved|spectrum|abs)\b",
+    re.I,
+)
+_LAYOUT_CORNERS = {
+    "sample",
+    "sample type",
+    "group",
+    "layout",
+    "well id",
+    "conc.",
+    "dilution factor",
+}
 
 
 @dataclass
@@ -59,7 +78,9 @@ def _sniff(sample: Sample) -> _Found | None:
     ]
     if not steps and "absorbance results" in names:
         return None  # a Multiskan Sky workbook (multiskan_sky.py)
-    info = {name.strip().lower(): rows for name, rows in sheets if name.strip().lower() in _INFO_SHEETS}
+    info = {
+        name.strip().lower(): rows for name, rows in sheets if name.strip().lower() in _INFO_SHEETS
+    }
     return _Found(steps, info)
 
 
@@ -82,7 +103,9 @@ def _step_name(rows: Rows) -> str:
     return ""
 
 
-def _step_reads(name: str, rows: Rows, sample: Sample, measured_at: str | None) -> dict[str, list[PlateRead]]:
+def _step_reads(
+    name: str, rows: Rows, sample: Sample, measured_at: str | None
+) -> dict[str, list[PlateRead]]:
     """Reads of one measurement step sheet, by plate."""
     step = _step_name(rows) or name
     mode: ReadMode = mode_from(step) or "absorbance"
@@ -94,10 +117,12 @@ def _step_reads(name: str, rows: Rows, sample: Sample, measured_at: str | None) 
     while i < len(rows):
         row = rows[i]
         first = cell(row, 0)
-        key, value, _unit = key_value(row)
+        _key, value, _unit = key_value(row)
         if re.fullmatch(r"plate ?[0-9]+", first, re.I) and not value:
             plate = first
-        elif first.lower().startswith(("wavelength:", "emission:", "excitation:", "wavelength [nm]")):
+        elif first.lower().startswith(
+            ("wavelength:", "emission:", "excitation:", "wavelength [nm]")
+        ):
             head, _, rest = first.partition(":")
             settings[head.strip().lower()] = (rest.strip() or value).strip()
             if head.strip().lower() in ("wavelength", "emission"):
@@ -133,7 +158,11 @@ def _read(sample: Sample, found: _Found) -> ExportFile:
         for plate, reads in _step_reads(name, rows, sample, when or measured_at).items():
             plates.setdefault(plate, []).extend(reads)
     if not plates:
-        what = "no measurement step sheets" if not found.steps else "no raw measurement step with a plate grid"
+        what = (
+            "no measurement step sheets"
+            if not found.steps
+            else "no raw measurement step with a plate grid"
+        )
         raise FormatError(
             f"SkanIt workbook with {what} (settings only, or calculated steps only: "
             f"{', '.join(derived) or 'none'})",

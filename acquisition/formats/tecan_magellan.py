@@ -20,12 +20,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from acquisition.formats.base import Reader, Sample
 from acquisition.formats.text import grid_to_read
-from acquisition.formats.workbook import Cells, Rows, cell, is_blank, mode_from, number, sheets_of, well_of
+from acquisition.formats.workbook import (
+    Cells,
+    Rows,
+    cell,
+    is_blank,
+    mode_from,
+    number,
+    sheets_of,
+    well_of,
+)
 from datamodel import ExportFile, Plate, PlateRead, ReadMode
 from errors import FormatError
 
@@ -72,9 +80,9 @@ def _settings(lines: list[str]) -> _Settings:
     for line in lines:
         match = _TEMPERATURE_LINE.match(line)
         if match:
-            value = number(match.group(2))
-            if value is not None:
-                found.temperatures[match.group(1).strip()] = value
+            temp = number(match.group(2))
+            if temp is not None:
+                found.temperatures[match.group(1).strip()] = temp
             continue
         if re.match(r"^[A-Za-z]:\\", line) or line.startswith("\\\\"):  # a Windows path
             kind = "method_path" if line.lower().endswith(".mth") else "workspace_path"
@@ -84,8 +92,8 @@ def _settings(lines: list[str]) -> _Settings:
         if when:
             found.info["measured_at"] = f"{when.group(1)} {when.group(2)}".strip()
             continue
-        key, sep, value = line.partition(":")
-        key, value = key.strip(), value.strip()
+        head, sep, text = line.partition(":")
+        key, value = head.strip(), text.strip()
         low = key.lower()
         if low == "measurement mode" or re.fullmatch(r"measurement [0-9]+", low):
             block = {}
@@ -101,7 +109,9 @@ def _settings(lines: list[str]) -> _Settings:
         elif line.lower().endswith((".mth", ".wsp")):
             found.info.setdefault("method" if line.lower().endswith(".mth") else "workspace", line)
     # The line after the user names the instrument ('ULTRA', 'Infinite 200', 'Sunrise').
-    idx = next((k for k, ln in enumerate(lines) if ln.lower().startswith("instrument serial")), None)
+    idx = next(
+        (k for k, ln in enumerate(lines) if ln.lower().startswith("instrument serial")), None
+    )
     if idx is not None and idx > 0 and ":" not in lines[idx - 1]:
         found.info["model"] = lines[idx - 1]
     return found
@@ -140,7 +150,9 @@ def _read_list(sample: Sample, found: _Found) -> ExportFile:
             f"(sheet {found.sheet!r}; cut short, or not a Magellan export)",
             source=sample.path,
         )
-    settings = _settings([" ".join(c.strip() for c in r if c.strip()) for r in rows[k:] if not is_blank(r)])
+    settings = _settings(
+        [" ".join(c.strip() for c in r if c.strip()) for r in rows[k:] if not is_blank(r)]
+    )
     labels = [header[j] for j in value_cols]
     raw = [j for j in value_cols if header[j] in settings.temperatures]
     if not raw:
@@ -175,7 +187,9 @@ def _read_list(sample: Sample, found: _Found) -> ExportFile:
             read.measured_at = settings.info.get("measured_at")
             reads.append(read)
         if reads:
-            plates.append(Plate(plate_id=plate_id or "Plate 1", reads=reads, barcode=plate_id or None))
+            plates.append(
+                Plate(plate_id=plate_id or "Plate 1", reads=reads, barcode=plate_id or None)
+            )
     if not plates:
         raise FormatError(
             f"Magellan list without well values (sheet {found.sheet!r})", source=sample.path
@@ -188,7 +202,11 @@ def _read_list(sample: Sample, found: _Found) -> ExportFile:
     return ExportFile(
         format="tecan_magellan",
         plates=plates,
-        instrument={"model": settings.info.get("model"), "serial": settings.info.get("serial"), "software": "Magellan"},
+        instrument={
+            "model": settings.info.get("model"),
+            "serial": settings.info.get("serial"),
+            "software": "Magellan",
+        },
         metadata=metadata,
     )
 

@@ -119,7 +119,9 @@ def _shape(header: dict[str, str], cells: Cells) -> tuple[int, int] | None:
         return None
     max_row = max(r for r, _, _ in cells)
     max_col = max(c for _, c, _ in cells)
-    for wells in re.findall(r"(?<![0-9])(6|12|24|48|96|384|1536)(?![0-9])", header.get("plate", "")):
+    for wells in re.findall(
+        r"(?<![0-9])(6|12|24|48|96|384|1536)(?![0-9])", header.get("plate", "")
+    ):
         shape = PLATE_FORMATS[int(wells)]
         if max_row < shape[0] and max_col < shape[1]:
             return shape
@@ -241,7 +243,13 @@ def _measured_at(sheet: TecanSheet, ctx: _Context) -> str | None:
 
 
 def _new_read(
-    sheet: TecanSheet, ctx: _Context, cells: Cells, source: Path, **meta: object
+    sheet: TecanSheet,
+    ctx: _Context,
+    cells: Cells,
+    source: Path,
+    *,
+    time_s: float | None = None,
+    temperature_c: float | None = None,
 ) -> PlateRead:
     shape = _shape(sheet.header, cells)
     read = grid_to_read(
@@ -251,7 +259,8 @@ def _new_read(
         cols=shape[1] if shape else None,
         label=ctx.label or "Label1",
         wavelength_nm=_wavelength(ctx),
-        **meta,
+        time_s=time_s,
+        temperature_c=temperature_c,
     )
     read.mode = _mode_of(ctx, ctx.label)
     read.measured_at = _measured_at(sheet, ctx)
@@ -298,9 +307,7 @@ def _kinetic_by_well(rows: Rows, i: int, sheet: TecanSheet, ctx: _Context, sourc
         if times.get(j) is None and not any(t.strip() for _, _, t in tokens):
             continue
         sheet.reads.append(
-            _new_read(
-                sheet, ctx, tokens, source, time_s=times.get(j), temperature_c=temps.get(j)
-            )
+            _new_read(sheet, ctx, tokens, source, time_s=times.get(j), temperature_c=temps.get(j))
         )
     return k
 

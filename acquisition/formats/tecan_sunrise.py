@@ -28,7 +28,9 @@ def _sniff(sample: Sample) -> list[tuple[str, Rows]] | None:
 
 
 def _read(sample: Sample, sheets: list[tuple[str, Rows]]) -> ExportFile:
-    export = tecan_export(sample.path, sheets, fmt="tecan_xfluor4", describe="Tecan XFLUOR4 workbook")
+    export = tecan_export(
+        sample.path, sheets, fmt="tecan_xfluor4", describe="Tecan XFLUOR4 workbook"
+    )
     banner = _banner(sheets[0][1]) or ""
     parts = [p.strip() for p in banner.split(";") if p.strip()]
     fields = dict(
