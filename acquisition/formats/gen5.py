@@ -100,14 +100,12 @@ def parse_gen5_lines(
     current = _PlateState()
     title = ""
     after_procedure = False  # any line written after the procedure block
-    last_content = ""
+    last_content = next((ln for ln in reversed(lines) if ln.strip()), "")
     i = 0
     while i < len(lines):
         line = lines[i]
         cells = line.split("\t")
         key = cells[0].strip()
-        if line.strip():
-            last_content = line
         reader = table_at(lines, i) if key not in _HEADER_KEYS or key == "Time" else None
         if reader is not None:
             out = _collector(current, source, ends_cleanly, len(lines))

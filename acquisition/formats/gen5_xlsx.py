@@ -89,7 +89,7 @@ def _lines(rows: Rows) -> list[str]:
             i = k
             continue
         if cells[0] == "Date" and len(cells) == 2:  # a date cell: the day is what it says
-            cells[1] = cells[1].strip().removesuffix(" 00:00:00")
+            lines[i] = f"Date\t{cells[1].strip().removesuffix(' 00:00:00')}"
         if cells[0] == "Time" and len(cells) == 2:  # the header's time of day
             seconds = _serial_seconds(cells[1])
             if seconds is not None and _STAMP.match(cells[1].strip()):

@@ -1,9 +1,9 @@
 """A small streaming xlsx reader: every worksheet as rows of cell texts, within limits.
 
 openpyxl (even read-only) dominated the parse time of workbook exports, so the sheets are
-read here with :mod:`zipfile` and ``xml.etree.ElementTree.iterparse``: shared strings,
-inline strings, numbers, booleans, errors, formula results, cell references with gaps,
-and number formats (a cell styled as a date or time becomes the text openpyxl would give:
+read here with :mod:`zipfile`, ElementTree for the small parts and a regular-expression
+scan of the worksheet XML: shared strings, inline strings, numbers, booleans, errors,
+formula results, cell references with gaps, and number formats (a cell styled as a date or time becomes the text openpyxl would give:
 ``2023-11-03 00:00:00``, ``10:00:00``, ``3 days, 0:15:00``), so readers see the same
 texts as before. Rows are padded to the sheet's last column; trailing empty rows dropped.
 
