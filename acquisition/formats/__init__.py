@@ -151,11 +151,19 @@ def load_bytes(path: str | Path) -> bytes:
 def read_any(path: str | Path, data: bytes | None = None, *, format: str | None = None) -> Export:
     """Read one export of any kind. Raises FormatError (IncompleteFileError while half-written).
 
-    ``format`` names a reader to use instead of sniffing (a watch folder's ``format``).
+    ``format`` names a reader to use instead of sniffing (a watch folder's ``format``);
+    ``allotropy:VENDOR`` converts the file with allotropy's parser for that vendor (the
+    optional extra ``platewatch[allotropy]``).
     """
     source = Path(path)
     if data is None:
         data = load_bytes(source)
+    if format is not None and format.startswith("allotropy:"):
+        if not data.strip():
+            raise IncompleteFileError("empty file (nothing written yet)", source=source)
+        from acquisition.formats.allotropy_fallback import read_with_allotropy
+
+        return read_with_allotropy(source, data, format.split(":", 1)[1])
     sample = Sample(path=source, data=data)
     if format is not None:
         reader = reader_named(format)
