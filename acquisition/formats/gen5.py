@@ -11,7 +11,8 @@ lines give the temperature of endpoint reads. Sections whose every line starts w
 (some export templates indent them) are read like the others. cp1252 text is common;
 ``T∞ 600`` is a mis-decoded ``T° 600``.
 
-Complete, incomplete or invalid: a file that ends mid-line, inside a table (a grid short
+Complete, incomplete or invalid: a file that ends mid-line (Gen5 ends every line with
+CRLF, the last one too), inside a table (a grid short
 of the plate's rows, a kinetic table short of the procedure's read count), inside the
 procedure, or right after a section title is still being written. A file that ends
 cleanly after complete sections but has no read data (the export template left the data
@@ -95,6 +96,10 @@ def parse_gen5_lines(
     lines: list[str], source: Path, *, ends_cleanly: bool, fmt: str = "gen5"
 ) -> ExportFile:
     """An ExportFile from the lines of a Gen5 export (text, or a workbook's rows)."""
+    if not ends_cleanly:  # Gen5 ends every line, the last one too: this one is cut short
+        raise IncompleteFileError(
+            "Gen5 export ends mid-line (truncated or still being written)", source=source
+        )
     lines = unindent([line.rstrip("\r") for line in lines])
     plates: list[_PlateState] = []
     current = _PlateState()
