@@ -179,3 +179,28 @@ def test_workbook_rows_deleted_duplicated_and_cells_replaced(
         elif rows[k]:
             rows[k][data.draw(st.integers(0, len(rows[k]) - 1))] = data.draw(_TOKENS)
     assert outcome_of_sheets(raw, sheets) in ("ok", "incomplete", "invalid")
+
+
+def _inflated(raw: bytes) -> int:
+    import io
+    import zipfile
+
+    if raw[:4] != b"PK\x03\x04":
+        return len(raw)
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        return sum(m.file_size for m in zf.infolist())
+
+
+@pytest.mark.parametrize("name", TEXT + WORKBOOKS)
+def test_memory_stays_within_a_few_times_the_content(name: str) -> None:
+    import tracemalloc
+
+    raw = _bytes(name)
+    read_export(PATH, raw)  # imports and caches warmed up
+    tracemalloc.start()
+    try:
+        read_export(PATH, raw)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 12 * _inflated(raw) + 512 * 1024, (peak, _inflated(raw))
