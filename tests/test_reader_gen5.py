@@ -264,3 +264,30 @@ def test_gen5_workbook_kinetic_with_serial_time_offset(corpus: Path) -> None:
     assert reads[0].measured_at == "2023-11-03 17:46:19"
     assert "Max V [630]" in export.metadata["derived_datasets"]
     assert export.metadata["kinetic_reads_planned"] == 401
+
+
+def test_unnamed_read_steps_numbered_read_1_read_2(tmp_path: Path) -> None:
+    steps = (
+        "Read\tAbsorbance Endpoint\n\tFull Plate\n\tWavelengths:  570",
+        "Read\tAbsorbance Endpoint\n\tFull Plate\n\tWavelengths:  630",
+    )
+    lines = header() + procedure(*steps)
+    for n, (wl, base) in enumerate(((570, 0.5), (630, 0.05)), start=1):
+        lines += [f"Read {n}:{wl}", ""] + grid({f"Read {n}:{wl}": values(base)})[1:]
+    export = read_export(write(tmp_path, lines))
+    first, second = export.plates[0].reads
+    assert (first.label, first.wavelength_nm) == ("Read 1:570", 570)
+    assert (second.label, second.wavelength_nm) == ("Read 2:630", 630)
+    assert second.values[7, 11] == pytest.approx(0.05 + 0.7 + 0.011)
+
+
+def test_fluorescence_polarization_channels(tmp_path: Path) -> None:
+    step = (
+        "Read\tFP\n\tFluorescence Polarization\n\tFluorescence Endpoint\n\tFull Plate\n"
+        "\tFilter Set 1 (Polarization)\n\t    Excitation: 485/20,  Emission: 528/20"
+    )
+    lines = header() + procedure(step)
+    lines += grid({"FP:485/20,528/20 [Parallel]": values(100), "FP:485/20,528/20 [Perpendicular]": values(50)})
+    parallel, perpendicular = read_export(write(tmp_path, lines)).plates[0].reads
+    assert parallel.mode == perpendicular.mode == "fluorescence"
+    assert parallel.wavelength_nm == 528 and perpendicular.values[0, 0] == 50

@@ -149,3 +149,22 @@ def test_skanit_with_calculated_steps_only_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="calculated steps only") as info:
         read_export(path)
     assert type(info.value) is FormatError
+
+
+def test_multiskan_sky_endpoint_long_table(tmp_path: Path) -> None:
+    sheets: dict[str, list[list[object]]] = {
+        "Absorbance results": [["Measurement results Measure"], ["2024-02-02 10:00:00"], [], ["Endpoint"]],
+        "Raw data 600 nm": [
+            ["Raw data"],
+            [],
+            ["Well", "Wavelength(s) [nm]", "Raw absorbance", "Measurement time(s)"],
+            ["A 1", 600, 0.5, 0],
+            ["H 12", 600, "OVER", 1.2],
+        ],
+        "General information": [["Session information"], [None, None, "Name", "Multiskan Sky"]],
+    }
+    export = read_export(write_workbook(tmp_path / "sky.xlsx", sheets))
+    (read,) = export.plates[0].reads
+    assert read.time_s is None and read.wavelength_nm == 600
+    assert read.values[0, 0] == 0.5 and read.raw_tokens == {"H12": "OVER"}
+    assert read.status[7, 11] == WellStatus.OVERFLOW
