@@ -273,7 +273,7 @@ def test_unnamed_read_steps_numbered_read_1_read_2(tmp_path: Path) -> None:
     )
     lines = header() + procedure(*steps)
     for n, (wl, base) in enumerate(((570, 0.5), (630, 0.05)), start=1):
-        lines += [f"Read {n}:{wl}", ""] + grid({f"Read {n}:{wl}": values(base)})[1:]
+        lines += [f"Read {n}:{wl}", "", *grid({f"Read {n}:{wl}": values(base)})[1:]]
     export = read_export(write(tmp_path, lines))
     first, second = export.plates[0].reads
     assert (first.label, first.wavelength_nm) == ("Read 1:570", 570)
@@ -287,7 +287,9 @@ def test_fluorescence_polarization_channels(tmp_path: Path) -> None:
         "\tFilter Set 1 (Polarization)\n\t    Excitation: 485/20,  Emission: 528/20"
     )
     lines = header() + procedure(step)
-    lines += grid({"FP:485/20,528/20 [Parallel]": values(100), "FP:485/20,528/20 [Perpendicular]": values(50)})
+    lines += grid(
+        {"FP:485/20,528/20 [Parallel]": values(100), "FP:485/20,528/20 [Perpendicular]": values(50)}
+    )
     parallel, perpendicular = read_export(write(tmp_path, lines)).plates[0].reads
     assert parallel.mode == perpendicular.mode == "fluorescence"
     assert parallel.wavelength_nm == 528 and perpendicular.values[0, 0] == 50

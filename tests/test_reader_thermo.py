@@ -153,7 +153,12 @@ def test_skanit_with_calculated_steps_only_is_invalid(tmp_path: Path) -> None:
 
 def test_multiskan_sky_endpoint_long_table(tmp_path: Path) -> None:
     sheets: dict[str, list[list[object]]] = {
-        "Absorbance results": [["Measurement results Measure"], ["2024-02-02 10:00:00"], [], ["Endpoint"]],
+        "Absorbance results": [
+            ["Measurement results Measure"],
+            ["2024-02-02 10:00:00"],
+            [],
+            ["Endpoint"],
+        ],
         "Raw data 600 nm": [
             ["Raw data"],
             [],

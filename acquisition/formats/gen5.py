@@ -113,7 +113,7 @@ def parse_gen5_lines(
         key = cells[0].strip()
         reader = table_at(lines, i) if key not in _HEADER_KEYS or key == "Time" else None
         if reader is not None:
-            out = _collector(current, source, ends_cleanly, len(lines))
+            out = _collector(current, source, ends_cleanly)
             i = reader(lines, i, title, out)
             continue
         if key in _HEADER_KEYS and len(cells) > 1 and not is_grid_header(cells):
@@ -149,7 +149,7 @@ def parse_gen5_lines(
     return _export(with_reads, fmt)
 
 
-def _collector(plate: _PlateState, source: Path, ends_cleanly: bool, n: int) -> Collector:
+def _collector(plate: _PlateState, source: Path, ends_cleanly: bool) -> Collector:
     if plate.collector is None:
         date, time = plate.header.get("date"), plate.header.get("time")
         plate.collector = Collector(
@@ -158,7 +158,6 @@ def _collector(plate: _PlateState, source: Path, ends_cleanly: bool, n: int) -> 
             plate_type=plate.proc.plate_type or plate.header.get("plate_type", ""),
             measured_at=" ".join(t for t in (date, time) if t) or None,
             ends_cleanly=ends_cleanly,
-            n_lines=n,
         )
     return plate.collector
 

@@ -60,7 +60,6 @@ class Collector:
     plate_type: str
     measured_at: str | None
     ends_cleanly: bool
-    n_lines: int
     reads: list[PlateRead] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
     aborted: bool = False
