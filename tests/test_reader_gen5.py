@@ -293,3 +293,40 @@ def test_fluorescence_polarization_channels(tmp_path: Path) -> None:
     parallel, perpendicular = read_export(write(tmp_path, lines)).plates[0].reads
     assert parallel.mode == perpendicular.mode == "fluorescence"
     assert parallel.wavelength_nm == 528 and perpendicular.values[0, 0] == 50
+
+
+def test_gen5_workbook_endpoint_results_in_column_b(tmp_path: Path) -> None:
+    from tests.workbooks import write_workbook
+
+    rows: list[list[object]] = [
+        [],
+        ["Software Version", "3.11.19"],
+        [],
+        ["Plate Number", "Plate 1"],
+        ["Date", "2024-03-01 00:00:00"],
+        ["Time", "09:30:00"],
+        ["Reader Type:", "Synergy HTX"],
+        ["Reader Serial Number:", "22011111"],
+        [],
+        ["Procedure Details"],
+        [],
+        ["Plate Type", "96 WELL PLATE"],
+        ["Read", "570"],
+        [None, "Absorbance Endpoint"],
+        [None, "Full Plate"],
+        [None, "Wavelengths:  570, 630"],
+        [],
+        ["Results"],
+        [None, None, *range(1, 13)],
+    ]
+    for r, letter in enumerate("ABCDEFGH"):
+        rows.append([None, letter, *[0.5 + r / 10 + c / 1000 for c in range(12)], "570:570"])
+        rows.append([None, None, *[0.05] * 12, "570:630"])
+        rows.append([None, None, *[0.45] * 12, "Delta OD"])
+    export = read_export(write_workbook(tmp_path / "gen5.xlsx", {"Plate 1 - Sheet1": rows}))
+    assert export.format == "gen5_xlsx" and export.instrument["model"] == "Synergy HTX"
+    od570, od630 = export.plates[0].reads
+    assert (od570.wavelength_nm, od630.wavelength_nm) == (570, 630)
+    assert od570.values[7, 11] == pytest.approx(0.5 + 0.7 + 0.011) and od630.values[0, 0] == 0.05
+    assert export.metadata["derived_datasets"] == ["Delta OD"]
+    assert od570.measured_at == "2024-03-01 09:30:00"

@@ -63,19 +63,25 @@ class _PlateState:
 
 
 def unindent(lines: list[str]) -> list[str]:
-    """Blocks (between blank lines) whose every line starts with a tab, one tab less."""
+    """Indented tables (a block between blank lines whose table lines start with one tab
+    more than Gen5 writes them: some templates, and the workbook export's column B) with
+    that tab removed; a title line left of the table stays as it is."""
     out: list[str] = []
     block: list[str] = []
+    headers = ("\t\t1\t", "\tTime\t", "\tWavelength\t", "\tWell\t")
 
     def flush() -> None:
+        indented = [ln for ln in block if ln.startswith("\t")]
         if (
+            indented
+            and len(indented) >= len(block) - 1
+            and any(ln.startswith(headers) for ln in indented)
+        ):
+            out.extend(ln[1:] if ln.startswith("\t") else ln for ln in block)
+        elif (
             block
-            and all(ln.startswith("\t") for ln in block)
-            and any(
-                ln.startswith(("\t\t1\t", "\tTime\t", "\tWavelength\t", "\tWell\t", "\tA\t"))
-                or ln.strip() in ("Results", "Layout")
-                for ln in block
-            )
+            and len(indented) == len(block)
+            and any(ln.strip() in ("Results", "Layout") or ln.startswith("\tA\t") for ln in block)
         ):
             out.extend(ln[1:] for ln in block)
         else:
