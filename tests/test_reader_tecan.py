@@ -216,3 +216,23 @@ def test_float32_artefacts_only_where_the_double_is_a_float32(tmp_path: Path) ->
     assert float32_token("0.123456789012345") == "0.123456789012345"  # not a float32
     assert float32_token("OVER") == "OVER"
     assert np.float32(float(float32_token("0.2451000064611435"))) == np.float32(0.2451)
+
+
+def test_icontrol_stacker_run_one_sheet_two_plates(tmp_path: Path) -> None:
+    def block(plate_id: str, base: int) -> list[list[object]]:
+        grid = [["<>", *range(1, 13)]] + [[letter, *[base + c for c in range(12)]] for letter in "ABCDEFGH"]
+        return [
+            ["Application: Tecan i-control", None, None, None, "Tecan i-control , 2.0.10.0"],
+            ["Device: infinite 200Pro", None, None, None, "Serial number: 99"],
+            ["Plate-ID (Stacker)", None, None, None, plate_id],
+            ["Label: Label1"],
+            ["Mode", None, None, None, "Absorbance"],
+            ["Measurement Wavelength", None, None, None, 600, "nm"],
+            *grid,
+            [],
+        ]
+
+    rows = block("PLATE-A", 1) + block("PLATE-B", 100)
+    export = read_export(write_workbook(tmp_path / "stack.xlsx", {"Sheet2": rows}))
+    assert [p.plate_id for p in export.plates] == ["PLATE-A", "PLATE-B"]
+    assert export.plates[1].reads[0].values[0, 0] == 100

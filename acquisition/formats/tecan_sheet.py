@@ -82,6 +82,7 @@ _KEYS = {  # settings row key (lower case) → what it is
 _CYCLE = re.compile(r"^(cycle nr\.?|zyklus ?nr\.?|cycle)$", re.IGNORECASE)
 _TIME = re.compile(r"^(time|zeit) ?\[s\]$", re.IGNORECASE)
 _TEMP = re.compile(r"^temp(\.|eratur)? ?\[°c\]$", re.IGNORECASE)
+_APPLICATION = re.compile(r"^(application|programm|anwendung):", re.IGNORECASE)
 _LABEL = re.compile(r"^(label|name|markierung):\s*(.+)$", re.IGNORECASE)
 
 
@@ -353,23 +354,29 @@ def _multiple_reads(rows: Rows, i: int, sheet: TecanSheet, ctx: _Context, source
 def plates_of(
     sheets: list[tuple[str, Rows]], source: Path
 ) -> tuple[list[Plate], dict[str, str], dict[str, Any]]:
-    """One plate per sheet with reads; the header of the first such sheet; metadata."""
+    """One plate per sheet with reads, or per header block when a sheet repeats its
+    ``Application:`` header (a stacker run); the first plate's header; metadata."""
     plates: list[Plate] = []
     header: dict[str, str] = {}
     metadata: dict[str, Any] = {}
-    for name, rows in sheets:
-        if all(is_blank(r) for r in rows):
+    for name, sheet_rows in sheets:
+        if all(is_blank(r) for r in sheet_rows):
             continue
-        parsed = parse_sheet(rows, source)
-        if not parsed.reads:
-            continue
-        if not header:
-            header = parsed.header
-            metadata = {"header": parsed.header, "settings": parsed.settings}
-            if parsed.multiple_reads:
-                metadata["multiple_reads_per_well"] = parsed.multiple_reads
-        plate_id = parsed.header.get("plate_id") or name or f"Plate {len(plates) + 1}"
-        plates.append(Plate(plate_id=plate_id, reads=parsed.reads))
+        starts = [i for i, r in enumerate(sheet_rows) if _APPLICATION.match(cell(r, 0))]
+        cuts = [0, *[i for i in starts if i > 0], len(sheet_rows)]
+        segments = [sheet_rows[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        for k, rows in enumerate(segments):
+            parsed = parse_sheet(rows, source)
+            if not parsed.reads:
+                continue
+            if not header:
+                header = parsed.header
+                metadata = {"header": parsed.header, "settings": parsed.settings}
+                if parsed.multiple_reads:
+                    metadata["multiple_reads_per_well"] = parsed.multiple_reads
+            fallback = name if len(segments) == 1 else f"{name} #{k + 1}"
+            plate_id = parsed.header.get("plate_id") or fallback or f"Plate {len(plates) + 1}"
+            plates.append(Plate(plate_id=plate_id, reads=parsed.reads))
     return plates, header, metadata
 
 
