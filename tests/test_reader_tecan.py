@@ -220,7 +220,9 @@ def test_float32_artefacts_only_where_the_double_is_a_float32(tmp_path: Path) ->
 
 def test_icontrol_stacker_run_one_sheet_two_plates(tmp_path: Path) -> None:
     def block(plate_id: str, base: int) -> list[list[object]]:
-        grid = [["<>", *range(1, 13)]] + [[letter, *[base + c for c in range(12)]] for letter in "ABCDEFGH"]
+        grid = [["<>", *range(1, 13)]] + [
+            [letter, *[base + c for c in range(12)]] for letter in "ABCDEFGH"
+        ]
         return [
             ["Application: Tecan i-control", None, None, None, "Tecan i-control , 2.0.10.0"],
             ["Device: infinite 200Pro", None, None, None, "Serial number: 99"],

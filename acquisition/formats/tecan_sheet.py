@@ -21,6 +21,7 @@ their float32 text.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,7 +365,7 @@ def plates_of(
             continue
         starts = [i for i, r in enumerate(sheet_rows) if _APPLICATION.match(cell(r, 0))]
         cuts = [0, *[i for i in starts if i > 0], len(sheet_rows)]
-        segments = [sheet_rows[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+        segments = [sheet_rows[a:b] for a, b in itertools.pairwise(cuts)]
         for k, rows in enumerate(segments):
             parsed = parse_sheet(rows, source)
             if not parsed.reads:
