@@ -229,6 +229,14 @@ def _number_text(v: str) -> str:
     return str(int(v))
 
 
+def _iso_text(text: str) -> str:
+    """An ISO 8601 date cell (``t="d"``) as openpyxl shows it: ``2023-11-03 00:00:00``."""
+    try:
+        return str(dt.datetime.fromisoformat(text.rstrip("Z")))
+    except ValueError:
+        return text
+
+
 def _date_text(value: float, epoch: dt.datetime, duration: bool) -> str:
     """The text of ``str()`` of what openpyxl makes of a date-styled serial."""
     if duration:
@@ -346,6 +354,8 @@ def _fast_cells(
             text = strings[int(raw)]
         elif kind == b"b":
             text = str(bool(int(raw)))
+        elif kind == b"d":
+            text = _iso_text(_xml_text(raw))
         else:
             text = _xml_text(raw)
         append((row, col, text))
@@ -407,7 +417,9 @@ def _cells(
                     text = strings[int(raw)]
                 elif kind == b"b":
                     text = str(bool(int(raw)))
-                else:  # "str" (a formula's text), "e" (an error), "d" (an ISO date)
+                elif kind == b"d":
+                    text = _iso_text(_xml_text(raw))
+                else:  # "str" (a formula's text), "e" (an error)
                     text = _xml_text(raw)
             budget.take_cells(1)
             yield row_no, col_no, text
