@@ -317,6 +317,7 @@ def _fast_cells(
         return None  # cells without a reference, or a namespace prefix: the general scan
     out: list[tuple[int, int, str]] = []
     append = out.append
+    parsed_attrs: dict[bytes, tuple[bytes, int]] = {}  # ' s="26" t="s"' → (type, style)
     for letters, digits, attrs, inner in found:
         col = _COLUMNS.get(letters)
         if col is None:
@@ -325,10 +326,12 @@ def _fast_cells(
         if not inner:
             append((row, col, ""))
             continue
-        kind = b"n"
-        if b"t=" in attrs:
-            t = _TYPE.search(attrs)
-            kind = t.group(1) if t else b"n"
+        known = parsed_attrs.get(attrs)
+        if known is None:
+            t = _TYPE.search(attrs) if b"t=" in attrs else None
+            s = _STYLE.search(attrs) if b"s=" in attrs else None
+            known = parsed_attrs[attrs] = (t.group(1) if t else b"n", int(s.group(1)) if s else 0)
+        kind, style = known
         if kind == b"inlineStr":
             text = "".join(_xml_text(t) for t in _TEXT.findall(_PHONETIC.sub(b"", inner)))
             append((row, col, text))
@@ -342,8 +345,6 @@ def _fast_cells(
             text = ""
         elif kind == b"n":
             value = raw.decode("ascii")
-            s = _STYLE.search(attrs) if dates and b"s=" in attrs else None
-            style = int(s.group(1)) if s else 0
             if style in dates:
                 text = _date_text(float(value), epoch, style in durations)
             elif b"." in raw or b"E" in raw or b"e" in raw:
