@@ -330,3 +330,51 @@ def test_gen5_workbook_endpoint_results_in_column_b(tmp_path: Path) -> None:
     assert od570.values[7, 11] == pytest.approx(0.5 + 0.7 + 0.011) and od630.values[0, 0] == 0.05
     assert export.metadata["derived_datasets"] == ["Delta OD"]
     assert od570.measured_at == "2024-03-01 09:30:00"
+
+
+def test_endpoint_then_kinetic_unnamed_fluorescence_reads(tmp_path: Path) -> None:
+    """A Synergy H1 layout: an endpoint read with two filter sets, then a kinetic loop of
+    one more read; labels 'Read 1:450,490', 'Read 2:450,490', temperature columns 'T°'."""
+    endpoint = (
+        "Read\tFluorescence Endpoint\n\tFull Plate\n\tFilter Set 1\n\t    Excitation: 450,  Emission: 490\n"
+        "\tFilter Set 2\n\t    Excitation: 295,  Emission: 350"
+    )
+    kinetic = "    Read\tFluorescence Endpoint\n\tFull Plate\n\tFilter Set 1\n\t    Excitation: 450,  Emission: 490"
+    lines = header() + procedure(endpoint)[:-1]
+    lines += [
+        "Start Kinetic\tRuntime 0:20:00 (HH:MM:SS), Interval 0:10:00, 3 Reads",
+        *kinetic.split("\n"),
+        "End Kinetic\t",
+        "",
+    ]
+    for label, base in (("Read 1:450,490", 200), ("Read 1:295,350", 17000)):
+        lines += ["", "Actual Temperature:\t40.0", "", label]
+        lines += grid({label: [[str(base + 12 * r + c) for c in range(12)] for r in range(8)]})[1:]
+    lines += ["Read 2:450,490", "", "Time\tT° Read 2:450,490\t" + "\t".join(WELLS96)]
+    for k in range(3):
+        lines.append(
+            f"0:{7 + 10 * k:02d}:31\t40.{k}\t"
+            + "\t".join(str(1000 + k * 100 + i) for i in range(96))
+        )
+    lines.append("")
+    reads = read_export(write(tmp_path, lines)).plates[0].reads
+    e1, e2, *kin = reads
+    assert (e1.label, e1.mode, e1.wavelength_nm, e1.temperature_c) == (
+        "Read 1:450,490",
+        "fluorescence",
+        490,
+        40.0,
+    )
+    assert e2.wavelength_nm == 350 and e2.values[7, 11] == 17000 + 84 + 11
+    assert [r.time_s for r in kin] == [451, 1051, 1651]
+    assert [r.temperature_c for r in kin] == [40.0, 40.1, 40.2]
+    assert all(r.mode == "fluorescence" and r.wavelength_nm == 490 for r in kin)
+
+
+def test_masked_well_written_between_asterisks(tmp_path: Path) -> None:
+    step = "Read\tAbsorbance Endpoint\n\tFull Plate\n\tWavelengths:  660"
+    tokens = values(0.1)
+    tokens[7][2] = "*0.356*"
+    lines = header() + procedure(step) + grid({"660": tokens})
+    (read,) = read_export(write(tmp_path, lines)).plates[0].reads
+    assert read.status[7, 2] == WellStatus.MASKED and read.raw_tokens == {"H3": "*0.356*"}
