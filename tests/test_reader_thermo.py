@@ -173,3 +173,29 @@ def test_multiskan_sky_endpoint_long_table(tmp_path: Path) -> None:
     assert read.time_s is None and read.wavelength_nm == 600
     assert read.values[0, 0] == 0.5 and read.raw_tokens == {"H12": "OVER"}
     assert read.status[7, 11] == WellStatus.OVERFLOW
+
+
+def test_skanit_several_wavelengths_and_named_plates(tmp_path: Path) -> None:
+    sheet: list[list[object]] = [
+        ["Measurement results"],
+        ["s.skax"],
+        ["1/2/2024 3:04:05 PM"],
+        [],
+        ["Absorbance 1"],
+    ]
+    for plate in ("Blank plate", "gch - Plate"):
+        sheet += [[], [plate]]
+        for wl, base in ((450, 1.0), (620, 0.1)):
+            sheet += [[f"Wavelength: {wl} nm"], [], ["Abs", *[float(c) for c in range(1, 13)]]]
+            sheet += [
+                [letter, *[base + r / 100 for _ in range(12)]]
+                for r, letter in enumerate("ABCDEFGH")
+            ]
+            sheet += [[]]
+    sheets = _skanit("Absorbance 1", "Abs")
+    sheets["Absorbance 1_01"] = sheet
+    export = read_export(write_workbook(tmp_path / "abs.xlsx", sheets))
+    assert [p.plate_id for p in export.plates] == ["Blank plate", "gch - Plate"]
+    r450, r620 = export.plates[1].reads
+    assert (r450.wavelength_nm, r620.wavelength_nm) == (450, 620)
+    assert r620.values[7, 0] == pytest.approx(0.17)

@@ -46,6 +46,7 @@ _MEASUREMENT_STEP = re.compile(
     r"^(absorbance|photometric|fluorescence|fluorometric|luminescence|luminometric|time ?resolved|spectrum|abs)\b",
     re.I,
 )
+_PLATE = re.compile(r"\b(?:\w+\s+)?plate(?:\s+[0-9]+)?\b", re.IGNORECASE)
 _LAYOUT_CORNERS = {
     "sample",
     "sample type",
@@ -118,8 +119,8 @@ def _step_reads(
         row = rows[i]
         first = cell(row, 0)
         _key, value, _unit = key_value(row)
-        if re.fullmatch(r"plate ?[0-9]+", first, re.I) and not value:
-            plate = first
+        if _PLATE.search(first) and not value and not first.lower().startswith("plate template"):
+            plate = first  # "Plate 1", "Blank plate", "gch - Plate"
         elif first.lower().startswith(
             ("wavelength:", "emission:", "excitation:", "wavelength [nm]")
         ):
