@@ -238,3 +238,30 @@ def test_icontrol_stacker_run_one_sheet_two_plates(tmp_path: Path) -> None:
     export = read_export(write_workbook(tmp_path / "stack.xlsx", {"Sheet2": rows}))
     assert [p.plate_id for p in export.plates] == ["PLATE-A", "PLATE-B"]
     assert export.plates[1].reads[0].values[0, 0] == 100
+
+
+def test_magellan_compact_metadata_and_temperature_cells(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["Raw data", "Well positions"]]
+    rows += [[round(0.01 * (k + 1), 2), f"{'ABCDEFGH'[k % 8]}{k // 8 + 1}"] for k in range(96)]
+    rows += [
+        ["Date of measurement: 2025-01-01/Time of measurement: 10:00:00"],
+        ["Example_BCA.mth"],
+        ["Unknown user"],
+        ["infinite F50"],
+        ["Instrument serial number: 123456789"],
+        ["Plate Description: [SUNRISE_Standard] - Greiner 96 Flat"],
+        ["Absorbance"],
+        ["Measurement wavelength: 492 nm"],
+        ["Label: Label1"],
+    ]
+    export = read_export(write_workbook(tmp_path / "compact.xlsx", {"Magellan Sheet 1": rows}))
+    (plate,) = export.plates
+    assert plate.plate_id == "SUNRISE_Standard"
+    (read,) = plate.reads
+    assert read.wavelength_nm == 492 and read.mode == "absorbance"
+    assert read.values[0, 0] == 0.01 and read.values[7, 11] == 0.96
+    assert export.instrument == {
+        "model": "infinite F50",
+        "serial": "123456789",
+        "software": "Magellan",
+    }

@@ -108,6 +108,16 @@ def _settings(lines: list[str]) -> _Settings:
             found.info.setdefault(key, value)
         elif line.lower().endswith((".mth", ".wsp")):
             found.info.setdefault("method" if line.lower().endswith(".mth") else "workspace", line)
+        elif not sep and mode_from(line) is not None and len(line) < 40:
+            found.info.setdefault("mode", line)  # the compact metadata names the mode alone
+    if not found.blocks:  # compact metadata (Magellan Pro 7.5): one measurement, no blocks
+        compact = {
+            "measurement mode": found.info.get("mode", ""),
+            "measurement wavelength": found.info.get("Measurement wavelength", ""),
+            "unit": found.info.get("Unit", ""),
+        }
+        if any(compact.values()):
+            found.blocks.append(compact)
     # The line after the user names the instrument ('ULTRA', 'Infinite 200', 'Sunrise').
     idx = next(
         (k for k, ln in enumerate(lines) if ln.lower().startswith("instrument serial")), None
@@ -115,6 +125,12 @@ def _settings(lines: list[str]) -> _Settings:
     if idx is not None and idx > 0 and ":" not in lines[idx - 1]:
         found.info["model"] = lines[idx - 1]
     return found
+
+
+def _described_plate(settings: _Settings) -> str | None:
+    """'[SUNRISE_Standard] - Greiner 96 Flat' → 'SUNRISE_Standard' (no Plate column)."""
+    match = re.match(r"^\[([^\]]+)\]", settings.info.get("Plate Description", ""))
+    return match.group(1) if match else None
 
 
 def _read_mode(block: dict[str, str]) -> ReadMode:
@@ -188,7 +204,11 @@ def _read_list(sample: Sample, found: _Found) -> ExportFile:
             reads.append(read)
         if reads:
             plates.append(
-                Plate(plate_id=plate_id or "Plate 1", reads=reads, barcode=plate_id or None)
+                Plate(
+                    plate_id=plate_id or _described_plate(settings) or "Plate 1",
+                    reads=reads,
+                    barcode=plate_id or None,
+                )
             )
     if not plates:
         raise FormatError(
