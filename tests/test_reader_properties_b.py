@@ -204,3 +204,20 @@ def test_memory_stays_within_a_few_times_the_content(name: str) -> None:
     finally:
         tracemalloc.stop()
     assert peak <= 12 * _inflated(raw) + 512 * 1024, (peak, _inflated(raw))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"PK\x03\x04", b"\r\n\r\nSoftware Version\t3.12.08\r\n", b"Results of Photometric1\r\n"],
+)
+def test_a_2_gb_file_is_refused_by_its_size_before_it_is_read(tmp_path: Path, head: bytes) -> None:
+    import time
+
+    path = tmp_path / "huge.bin"
+    with path.open("wb") as fh:
+        fh.write(head)
+        fh.truncate(2 * 1024**3)  # sparse: no disk used, nothing to read
+    started = time.monotonic()
+    with pytest.raises(FormatError, match="too large"):
+        read_export(path)
+    assert time.monotonic() - started < 5
