@@ -19,20 +19,11 @@ from errors import FormatError, IncompleteFileError
 
 GENERIC_PRIORITY = 90  # readers at or above this accept any grid: vendor checks run first
 
-# Vendor exports recognised by signature that have no reader yet. They are refused with a
-# message that names the vendor, rather than half-read by the generic grid reader (whose
-# first grid in such files is often a layout, a blank-subtracted copy or a template).
-UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = (
-    ("BioTek Gen5 workbook (xlsx)", lambda h, s: s.is_zip and "Software Version" in h),
-    ("Tecan i-control/SparkControl workbook", lambda h, s: "Application: " in h and s.is_zip),
-    ("Tecan Sunrise/XFLUOR4 workbook", lambda h, s: "XFLUOR4" in h),
-    ("Tecan Magellan workbook", lambda h, s: "Well positions" in h or "Magellan" in h),
-    (
-        "Thermo SkanIt workbook",
-        lambda h, s: s.is_zip and ("Measurement results" in h or "Session information" in h),
-    ),
-    ("Thermo SkanIt text export", lambda h, s: "Results of Photometric" in h),
-)
+# Vendor exports recognised by signature that have no reader yet: (what, test on the head).
+# They are refused with a message that names the vendor, rather than half-read by the
+# generic grid reader. Every vendor of SCIENCE.md §5 has a reader now; the list stays for
+# the next one that is recognised before it is supported.
+UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = ()
 
 
 def _is_fcs(data: bytes) -> bool:
@@ -151,11 +142,19 @@ def load_bytes(path: str | Path) -> bytes:
 def read_any(path: str | Path, data: bytes | None = None, *, format: str | None = None) -> Export:
     """Read one export of any kind. Raises FormatError (IncompleteFileError while half-written).
 
-    ``format`` names a reader to use instead of sniffing (a watch folder's ``format``).
+    ``format`` names a reader to use instead of sniffing (a watch folder's ``format``);
+    ``allotropy:VENDOR`` converts the file with allotropy's parser for that vendor (the
+    optional extra ``platewatch[allotropy]``).
     """
     source = Path(path)
     if data is None:
         data = load_bytes(source)
+    if format is not None and format.startswith("allotropy:"):
+        if not data.strip():
+            raise IncompleteFileError("empty file (nothing written yet)", source=source)
+        from acquisition.formats.allotropy_fallback import read_with_allotropy
+
+        return read_with_allotropy(source, data, format.split(":", 1)[1])
     sample = Sample(path=source, data=data)
     if format is not None:
         reader = reader_named(format)

@@ -1,22 +1,36 @@
-"""Agilent BioTek Gen5 text exports (endpoint and kinetic).
+"""Agilent BioTek Gen5 text exports, in all their layouts.
 
-Signature: a ``Software Version<TAB>`` line near the top. Layout of the file: key/value
-header lines (plate number, date, reader, serial), the procedure, then data sections.
-Endpoint data are 1…N column grids whose last column names the dataset
-(``abs450:450``, ``Blank 450``, ``[Concentration]``); kinetic data are tables with a
-``Time`` column, a ``T° 600`` temperature column and one column per well, and runs that
-were aborted leave ``0:00:00`` rows with no values. cp1252 text is common.
+Signature: a ``Software Version<TAB>`` line near the top. Per plate (a file may hold
+several, each starting again with ``Software Version``): key/value header lines (plate
+number, date, time, reader type and serial), ``Procedure Details`` (the read steps, see
+:mod:`gen5_procedure`), then data sections, each a title line (``Results``, ``Layout``,
+``OD600:450``, ``Read 1:570``, ``Blank 450`` …) and a table (see :mod:`gen5_tables`):
+grids with the dataset named in the last column, kinetic and spectral series (one column
+per well, or transposed with one row per well), well tables; ``Actual Temperature:``
+lines give the temperature of endpoint reads. Sections whose every line starts with a tab
+(some export templates indent them) are read like the others. cp1252 text is common;
+``T∞ 600`` is a mis-decoded ``T° 600``.
+
+Complete, incomplete or invalid: a file that ends mid-line (Gen5 ends every line with
+CRLF, the last one too), inside a table (a grid short
+of the plate's rows, a kinetic table short of the procedure's read count), inside the
+procedure, or right after a section title is still being written. A file that ends
+cleanly after complete sections but has no read data (the export template left the data
+out: procedure, layout, temperatures only) is finished and invalid: a FormatError.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from acquisition.formats.base import Reader, Sample
-from acquisition.formats.text import grid_to_read, parse_cell, parse_clock, wavelength_from_label
-from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, parse_well, row_index
-from errors import IncompleteFileError
+from acquisition.formats.gen5_procedure import Procedure, parse_procedure
+from acquisition.formats.gen5_tables import Collector, is_grid_header, table_at
+from acquisition.formats.text import parse_cell
+from datamodel import ExportFile, Plate
+from errors import FormatError, IncompleteFileError
 
 _HEADER_KEYS = {
     "Software Version": "software_version",
@@ -32,12 +46,10 @@ _HEADER_KEYS = {
     "Barcode": "barcode",
     "Plate ID": "barcode",
 }
-_SKIP_SECTIONS = {"layout", "procedure details"}
-_DERIVED = re.compile(r"^(blank |\[|well id$|conc/dil$|count$|mean$|std dev$|cv)", re.IGNORECASE)
 
 
 def _sniff(sample: Sample) -> bool | None:
-    if any(line.startswith("Software Version\t") for line in sample.head_lines[:40]):
+    if any(line.lstrip("\t").startswith("Software Version\t") for line in sample.head_lines[:40]):
         return True
     return None
 
@@ -45,234 +57,211 @@ def _sniff(sample: Sample) -> bool | None:
 @dataclass
 class _PlateState:
     header: dict[str, str] = field(default_factory=dict)
-    read_names: list[str] = field(default_factory=list)
-    reads: list[PlateRead] = field(default_factory=list)
-    derived: list[str] = field(default_factory=list)
-    aborted: bool = False
-    full_plate: bool = False  # the procedure says "Full Plate": every row must be there
+    proc: Procedure = field(default_factory=Procedure)
+    collector: Collector | None = None
+    temperatures: list[float] = field(default_factory=list)
 
 
-def _read(sample: Sample, _found: bool) -> ExportFile:
-    lines = [line.rstrip("\r") for line in sample.lines]
-    ends_cleanly = sample.text.endswith(("\n", "\r"))
+def unindent(lines: list[str]) -> list[str]:
+    """Indented tables (a block between blank lines whose table lines start with one tab
+    more than Gen5 writes them: some templates, and the workbook export's column B) with
+    that tab removed; a title line left of the table stays as it is."""
+    out: list[str] = []
+    block: list[str] = []
+    headers = ("\t\t1\t", "\tTime\t", "\tWavelength\t", "\tWell\t")
+
+    def flush() -> None:
+        indented = [ln for ln in block if ln.startswith("\t")]
+        if (
+            indented
+            and len(indented) >= len(block) - 1
+            and any(ln.startswith(headers) for ln in indented)
+        ):
+            out.extend(ln[1:] if ln.startswith("\t") else ln for ln in block)
+        elif (
+            block
+            and len(indented) == len(block)
+            and any(ln.strip() in ("Results", "Layout") or ln.startswith("\tA\t") for ln in block)
+        ):
+            out.extend(ln[1:] for ln in block)
+        else:
+            out.extend(block)
+        block.clear()
+
+    for line in lines:
+        if line.strip():
+            block.append(line)
+        else:
+            flush()
+            out.append(line)
+    flush()
+    return out
+
+
+def parse_gen5_lines(
+    lines: list[str], source: Path, *, ends_cleanly: bool, fmt: str = "gen5"
+) -> ExportFile:
+    """An ExportFile from the lines of a Gen5 export (text, or a workbook's rows)."""
+    if not ends_cleanly:  # Gen5 ends every line, the last one too: this one is cut short
+        raise IncompleteFileError(
+            "Gen5 export ends mid-line (truncated or still being written)", source=source
+        )
+    lines = unindent([line.rstrip("\r") for line in lines])
     plates: list[_PlateState] = []
-    header: dict[str, str] = {}
-    current = _PlateState(header=header)
+    current = _PlateState()
     title = ""
+    after_procedure = False  # any line written after the procedure block
+    last_content = next((ln for ln in reversed(lines) if ln.strip()), "")
     i = 0
     while i < len(lines):
-        cells = lines[i].split("\t")
+        line = lines[i]
+        cells = line.split("\t")
         key = cells[0].strip()
-        if key == "Time" and any(_looks_like_well(c) for c in cells[1:]):
-            i = _read_kinetic(lines, i, title, current, ends_cleanly, sample)
+        reader = table_at(lines, i) if key not in _HEADER_KEYS or key == "Time" else None
+        if reader is not None:
+            out = _collector(current, source, ends_cleanly)
+            i = reader(lines, i, title, out)
             continue
-        if key in _HEADER_KEYS and len(cells) > 1 and not _is_grid_header(cells):
+        if key in _HEADER_KEYS and len(cells) > 1 and not is_grid_header(cells):
             name = _HEADER_KEYS[key]
-            if name == "plate_number" and (current.reads or "plate_number" in current.header):
+            if name == "software_version" and (
+                current.collector or "software_version" in current.header
+            ):
                 plates.append(current)
-                current = _PlateState(header=dict(header))
+                current = _PlateState()
+                after_procedure = False
+            elif name == "plate_number" and "plate_number" in current.header:
+                plates.append(current)
+                current = _PlateState(header=dict(current.header))
+                after_procedure = False
             current.header[name] = cells[1].strip()
-            if name in ("software_version", "experiment_file", "protocol_file"):
-                header[name] = cells[1].strip()
             i += 1
             continue
-        if key == "Read" and len(cells) > 1 and cells[1].strip():
-            current.read_names.append(cells[1].strip())
-        if not key and len(cells) > 1 and cells[1].strip() == "Full Plate":
-            current.full_plate = True
-        if _is_grid_header(cells):
-            i = _read_grid(lines, i, title, current, ends_cleanly, sample)
+        if key == "Procedure Details":
+            i = _read_procedure(lines, i + 1, current, source, ends_cleanly)
+            after_procedure = i < len(lines) and any(ln.strip() for ln in lines[i:])
             continue
-        if key:
+        if key.rstrip(":") == "Actual Temperature" and len(cells) > 1:
+            value, status = parse_cell(cells[-1].strip() or cells[1])
+            if status == "ok":
+                current.temperatures.append(value)
+        elif key and not any(c.strip() for c in cells[1:]):
             title = key
         i += 1
     plates.append(current)
-    plates = [p for p in plates if p.reads]
-    if not plates:
-        raise IncompleteFileError(
-            "Gen5 export without read data (truncated, still being written, or settings only)",
-            source=sample.path,
+    with_reads = [p for p in plates if p.collector and p.collector.reads]
+    if not with_reads:
+        _no_reads(source, ends_cleanly, after_procedure, last_content, plates)
+    return _export(with_reads, fmt)
+
+
+def _collector(plate: _PlateState, source: Path, ends_cleanly: bool) -> Collector:
+    if plate.collector is None:
+        date, time = plate.header.get("date"), plate.header.get("time")
+        plate.collector = Collector(
+            source=source,
+            proc=plate.proc,
+            plate_type=plate.proc.plate_type or plate.header.get("plate_type", ""),
+            measured_at=" ".join(t for t in (date, time) if t) or None,
+            ends_cleanly=ends_cleanly,
         )
+    return plate.collector
+
+
+def _read_procedure(
+    lines: list[str], i: int, plate: _PlateState, source: Path, ends_cleanly: bool
+) -> int:
+    """The procedure block after its title: lines up to the first blank after content."""
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    block: list[str] = []
+    while i < len(lines) and lines[i].strip():
+        block.append(lines[i])
+        i += 1
+    if i >= len(lines):
+        raise IncompleteFileError(
+            "Gen5 export ends inside its Procedure Details (truncated or still being written)",
+            source=source,
+        )
+    plate.proc = parse_procedure(block)
+    if plate.proc.plate_type:
+        plate.header.setdefault("plate_type", plate.proc.plate_type)
+    return i
+
+
+def _no_reads(
+    source: Path,
+    ends_cleanly: bool,
+    after_procedure: bool,
+    last_content: str,
+    plates: list[_PlateState],
+) -> None:
+    last = last_content.split("\t")
+    is_title = bool(last[0].strip()) and not any(c.strip() for c in last[1:])
+    if not ends_cleanly or not after_procedure or is_title or is_grid_header(last):
+        raise IncompleteFileError(
+            "Gen5 export without read data yet (truncated or still being written)",
+            source=source,
+        )
+    derived = sorted({d for p in plates if p.collector for d in p.collector.derived})
+    what = f"only derived datasets ({', '.join(derived)[:120]})" if derived else "no read data"
+    raise FormatError(
+        f"finished Gen5 export with {what}: the export template left the raw reads out "
+        "(export the read results, e.g. 'Results' or the read's data table)",
+        source=source,
+    )
+
+
+def _export(plates: list[_PlateState], fmt: str) -> ExportFile:
     first = plates[0].header
+    out_plates: list[Plate] = []
+    for n, p in enumerate(plates):
+        reads = p.collector.reads if p.collector else []
+        endpoint = [r for r in reads if r.time_s is None and r.temperature_c is None]
+        temps = p.temperatures
+        if temps and len(set(temps)) == 1:
+            for r in endpoint:
+                r.temperature_c = temps[0]
+        elif temps and len(temps) == len(endpoint):
+            for r, t in zip(endpoint, temps, strict=True):
+                r.temperature_c = t
+        out_plates.append(
+            Plate(
+                plate_id=p.header.get("plate_number", f"Plate {n + 1}"),
+                reads=reads,
+                barcode=p.header.get("barcode"),
+            )
+        )
+    software = first.get("software_version")
+    metadata: dict[str, Any] = {
+        "header": first,
+        "derived_datasets": sorted({d for p in plates if p.collector for d in p.collector.derived}),
+        "aborted_kinetic": any(p.collector.aborted for p in plates if p.collector),
+        "read_steps": [
+            {"label": s.label, "mode": s.mode, "kind": s.kind, "kinetic": s.kinetic}
+            for s in plates[0].proc.steps
+        ],
+    }
+    if plates[0].proc.kinetic_interval_s is not None:
+        metadata["kinetic_interval_s"] = plates[0].proc.kinetic_interval_s
+        metadata["kinetic_reads_planned"] = plates[0].proc.kinetic_reads
     return ExportFile(
-        format="gen5",
+        format=fmt,
         instrument={
             "model": first.get("reader_type"),
             "serial": first.get("reader_serial"),
-            "software": f"Gen5 {first['software_version']}"
-            if "software_version" in first
-            else "Gen5",
+            "software": f"Gen5 {software}" if software else "Gen5",
         },
-        plates=[
-            Plate(
-                plate_id=p.header.get("plate_number", f"Plate {n + 1}"),
-                reads=p.reads,
-                barcode=p.header.get("barcode"),
-            )
-            for n, p in enumerate(plates)
-        ],
-        metadata={
-            "header": plates[0].header,
-            "derived_datasets": sorted({d for p in plates for d in p.derived}),
-            "aborted_kinetic": any(p.aborted for p in plates),
-        },
+        plates=out_plates,
+        metadata=metadata,
     )
 
 
-def _is_grid_header(cells: list[str]) -> bool:
-    if len(cells) < 2 or cells[0].strip():
-        return False
-    numbers = [c.strip() for c in cells[1:] if c.strip()]
-    return bool(numbers) and numbers == [str(n) for n in range(1, len(numbers) + 1)]
-
-
-def _looks_like_well(text: str) -> bool:
-    try:
-        parse_well(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _plate_shape(header: dict[str, str], max_row: int, max_col: int) -> tuple[int, int] | None:
-    """The plate format the header's ``Plate Type`` names ("… 96 well …"), if it fits."""
-    for wells in re.findall(r"(?<![0-9])([0-9]{1,4})(?![0-9])", header.get("plate_type", "")):
-        shape = PLATE_FORMATS.get(int(wells))
-        if shape is not None and max_row < shape[0] and max_col < shape[1]:
-            return shape
-    return None
-
-
-def _truncated(sample: Sample, what: str) -> IncompleteFileError:
-    return IncompleteFileError(
-        f"Gen5 export ends inside {what} (truncated or still being written)", source=sample.path
+def _read(sample: Sample, _found: bool) -> ExportFile:
+    text = sample.text
+    return parse_gen5_lines(
+        text.splitlines(), sample.path, ends_cleanly=text.endswith(("\n", "\r"))
     )
-
-
-def _read_grid(
-    lines: list[str], start: int, title: str, plate: _PlateState, ends_cleanly: bool, sample: Sample
-) -> int:
-    """An endpoint grid; returns the index of the first line after it."""
-    ncols = len([c for c in lines[start].split("\t")[1:] if c.strip()])
-    datasets: dict[str, list[tuple[int, int, str]]] = {}
-    order: list[str] = []
-    row = -1
-    i = start + 1
-    while i < len(lines):
-        cells = lines[i].split("\t")
-        first = cells[0].strip()
-        if not lines[i].strip():
-            break
-        if first:
-            try:
-                row = row_index(first)
-            except ValueError:
-                break
-        elif row < 0:
-            break
-        if len(cells) < ncols + 1:
-            if i == len(lines) - 1 and not ends_cleanly:
-                raise _truncated(sample, f"the {title or 'data'} grid")
-        label = cells[ncols + 1].strip() if len(cells) > ncols + 1 else title
-        if label not in datasets:
-            datasets[label] = []
-            order.append(label)
-        for c in range(ncols):
-            token = cells[c + 1] if c + 1 < len(cells) else ""
-            datasets[label].append((row, c, token))
-        i += 1
-    if i >= len(lines):
-        # The grid runs into the end of the file without its closing blank line: complete
-        # only if every row of the plate is there (an export cut at a line end looks clean).
-        shape = _plate_shape(plate.header, row, ncols - 1)
-        missing_rows = plate.full_plate and shape is not None and row + 1 < shape[0]
-        if not ends_cleanly or missing_rows:
-            raise _truncated(sample, f"the {title or 'data'} grid")
-    if title.strip().lower() in _SKIP_SECTIONS:
-        return i
-    for label in order:
-        if not _is_raw_read(label, plate.read_names):
-            plate.derived.append(label)
-            continue
-        wells = datasets[label]
-        shape = _plate_shape(plate.header, max(r for r, _, _ in wells), max(c for _, c, _ in wells))
-        plate.reads.append(
-            grid_to_read(
-                wells,
-                source=sample.path,
-                rows=shape[0] if shape else None,
-                cols=shape[1] if shape else None,
-                label=label,
-                wavelength_nm=wavelength_from_label(label),
-            )
-        )
-    return i
-
-
-def _is_raw_read(label: str, read_names: list[str]) -> bool:
-    if _DERIVED.match(label):
-        return False
-    name = label.split(":", 1)[0]
-    if read_names:
-        return name in read_names or label in read_names
-    return ":" in label or wavelength_from_label(label) is not None
-
-
-def _read_kinetic(
-    lines: list[str], start: int, title: str, plate: _PlateState, ends_cleanly: bool, sample: Sample
-) -> int:
-    """A kinetic table: one row per time point, one column per well."""
-    header = lines[start].split("\t")
-    temp_col = next(
-        (
-            j
-            for j, h in enumerate(header)
-            if h.strip().startswith("T") and not _looks_like_well(h) and j > 0
-        ),
-        None,
-    )
-    wells = [(j, parse_well(h)) for j, h in enumerate(header) if j > 0 and _looks_like_well(h)]
-    wavelength = None
-    if temp_col is not None:
-        wavelength = wavelength_from_label(header[temp_col])
-    if wavelength is None:
-        wavelength = wavelength_from_label(title)
-    max_row = max(rc[0] for _, rc in wells)
-    max_col = max(rc[1] for _, rc in wells)
-    shape = _plate_shape(plate.header, max_row, max_col)
-    i = start + 1
-    while i < len(lines) and lines[i].strip():
-        cells = lines[i].split("\t")
-        time_s = parse_clock(cells[0])
-        has_values = any(cells[j].strip() for j, _ in wells if j < len(cells))
-        if time_s is None:
-            break
-        if not has_values:
-            plate.aborted = True  # aborted runs pad the table with empty 0:00:00 rows
-            i += 1
-            continue
-        if len(cells) < len(header) and i == len(lines) - 1 and not ends_cleanly:
-            raise _truncated(sample, "the kinetic table")
-        temperature = None
-        if temp_col is not None and temp_col < len(cells):
-            value, status = parse_cell(cells[temp_col])
-            temperature = value if status == "ok" else None
-        plate.reads.append(
-            grid_to_read(
-                [(r, c, cells[j] if j < len(cells) else "") for j, (r, c) in wells],
-                source=sample.path,
-                rows=shape[0] if shape else None,
-                cols=shape[1] if shape else None,
-                label=title or "kinetic",
-                wavelength_nm=wavelength,
-                time_s=time_s,
-                temperature_c=temperature,
-            )
-        )
-        i += 1
-    if i >= len(lines) and not ends_cleanly:
-        raise _truncated(sample, "the kinetic table")
-    return i
 
 
 READER: Reader[bool] = Reader(

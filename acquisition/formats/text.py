@@ -74,6 +74,8 @@ def parse_cell(token: str, *, decimal_comma: bool = True) -> tuple[float, WellSt
     status = _TOKENS.get(text.lower())
     if status is not None:
         return math.nan, status
+    if len(text) > 2 and text[0] == "*" == text[-1] and _NUMBER.match(text[1:-1]):
+        return math.nan, WellStatus.MASKED  # Gen5 marks a masked (excluded) well '*0.356*'
     if text.startswith(">"):
         return math.nan, WellStatus.OVERFLOW
     if text.startswith("<"):

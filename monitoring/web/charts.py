@@ -55,7 +55,12 @@ def line_chart(
     pad_l, pad_r, pad_t, pad_b = 56, 12, 12, 34
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points if (y > 0 or not log_y) and math.isfinite(y)]
-    ys += [v for s in series for v in (s.low or []) + (s.high or []) if (v > 0 or not log_y) and math.isfinite(v)]
+    ys += [
+        v
+        for s in series
+        for v in (s.low or []) + (s.high or [])
+        if (v > 0 or not log_y) and math.isfinite(v)
+    ]
     if y_band is not None:
         ys += [v for v in y_band if (v > 0 or not log_y) and math.isfinite(v)]
     if not xs or not ys:
@@ -82,7 +87,9 @@ def line_chart(
     def py(v: float) -> float:
         return height - pad_b - (ty(v) - y0) / (y1 - y0) * (height - pad_t - pad_b)
 
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(y_label)}">']
+    out = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(y_label)}">'
+    ]
     if y_band is not None:
         lo, hi = y_band
         top = py(hi) if hi and math.isfinite(hi) and (hi > 0 or not log_y) else pad_t
@@ -95,12 +102,18 @@ def line_chart(
         v = y0 + (y1 - y0) * k / 4
         label = f"{10**v:.3g}" if log_y else f"{v:.3g}"
         y = height - pad_b - (v - y0) / (y1 - y0) * (height - pad_t - pad_b)
-        out.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        out.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" class="tick">{label}</text>')
+        out.append(
+            f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+        )
+        out.append(
+            f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" class="tick">{label}</text>'
+        )
     for k in range(5):  # x ticks
         v = x0 + (x1 - x0) * k / 4
         label = _time_label(v) if x_is_time else f"{v:.3g}"
-        out.append(f'<text x="{px(v):.1f}" y="{height - pad_b + 14}" text-anchor="middle" class="tick">{label}</text>')
+        out.append(
+            f'<text x="{px(v):.1f}" y="{height - pad_b + 14}" text-anchor="middle" class="tick">{label}</text>'
+        )
     for x, title in vlines:
         out.append(
             f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{pad_t}" y2="{height - pad_b}" class="vline">'
@@ -121,17 +134,26 @@ def line_chart(
                 out.append(f'<polygon points="{" ".join(poly)}" fill="{s.colour}" opacity="0.15"/>')
         if len(pts) >= 2:
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{s.colour}" stroke-width="1.6"/>')
+            out.append(
+                f'<polyline points="{path}" fill="none" stroke="{s.colour}" stroke-width="1.6"/>'
+            )
         for i, (x, y) in enumerate(pts):
-            title = html.escape(f"{s.label}: {y:.4g}" + (f" ({s.markers[i]})" if i < len(s.markers) and s.markers[i] else ""))
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{s.colour}"><title>{title}</title></circle>')
+            title = html.escape(
+                f"{s.label}: {y:.4g}"
+                + (f" ({s.markers[i]})" if i < len(s.markers) and s.markers[i] else "")
+            )
+            out.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{s.colour}"><title>{title}</title></circle>'
+            )
     legend_x = pad_l + 8
     for k, s in enumerate(series):
         out.append(
             f'<text x="{legend_x}" y="{pad_t + 12 + 13 * k}" class="legend" fill="{s.colour}">{html.escape(s.label)}</text>'
         )
     if x_label:
-        out.append(f'<text x="{(width + pad_l) / 2}" y="{height - 4}" text-anchor="middle" class="axis">{html.escape(x_label)}</text>')
+        out.append(
+            f'<text x="{(width + pad_l) / 2}" y="{height - 4}" text-anchor="middle" class="axis">{html.escape(x_label)}</text>'
+        )
     if y_label:
         out.append(
             f'<text x="12" y="{(height - pad_b) / 2}" transform="rotate(-90 12 {(height - pad_b) / 2})" '
@@ -170,9 +192,13 @@ def plate_map(grid: dict[str, object], flagged: dict[str, str], unit: str = "") 
                 title = f"{well}: {status[r][c]}"
             else:
                 fraction = (v - lo) / (hi - lo) if hi > lo else 0.5
-                style = f"background:{viridis(fraction)};color:{'#000' if fraction > 0.6 else '#fff'}"
+                style = (
+                    f"background:{viridis(fraction)};color:{'#000' if fraction > 0.6 else '#fff'}"
+                )
                 text = marks.get(roles.get(well, ""), "")
-                title = f"{well}: {v:.4g} {unit}".strip() + (f" ({roles[well]})" if well in roles else "")
+                title = f"{well}: {v:.4g} {unit}".strip() + (
+                    f" ({roles[well]})" if well in roles else ""
+                )
             severity = flagged.get(well)
             cls = f' class="flag-{severity}"' if severity else ""
             out.append(f'<td{cls} style="{style}" title="{html.escape(title)}">{text}</td>')

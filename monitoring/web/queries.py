@@ -57,7 +57,9 @@ def latest_results(store: Store, limit: int = 50, kind: str | None = None) -> li
         codes: dict[int, list[tuple[str, str]]] = {}
         if ids:
             for result_id, code, severity in conn.execute(
-                select(flags.c.result_id, flags.c.code, flags.c.severity).where(flags.c.result_id.in_(ids))
+                select(flags.c.result_id, flags.c.code, flags.c.severity).where(
+                    flags.c.result_id.in_(ids)
+                )
             ).all():
                 codes.setdefault(int(result_id), []).append((str(code), str(severity)))
     for row in rows:
@@ -84,11 +86,19 @@ def result_detail(store: Store, result_id: int) -> dict[str, Any] | None:
         ).mappings().first()  # fmt: skip
         if row is None:
             return None
-        flag_rows = conn.execute(
-            select(flags.c.code, flags.c.severity, flags.c.message, flags.c.wells).where(flags.c.result_id == result_id)
-        ).mappings().all()
+        flag_rows = (
+            conn.execute(
+                select(flags.c.code, flags.c.severity, flags.c.message, flags.c.wells).where(
+                    flags.c.result_id == result_id
+                )
+            )
+            .mappings()
+            .all()
+        )
         siblings = conn.execute(
-            select(results.c.id, results.c.plate).where(results.c.job_id == row["job_id"]).order_by(results.c.id)
+            select(results.c.id, results.c.plate)
+            .where(results.c.job_id == row["job_id"])
+            .order_by(results.c.id)
         ).all()
     detail = dict(row)
     detail["body"] = json.loads(detail["body"])
@@ -118,7 +128,12 @@ def open_alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
 
 def all_alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+            ).mappings()
+        ]
 
 
 def acknowledge(store: Store, alert_id: int, who: str) -> bool:
@@ -133,14 +148,18 @@ def acknowledge(store: Store, alert_id: int, who: str) -> bool:
 
 def queue_reanalysis(store: Store, capture_id: int, layout: Path) -> int:
     with store.begin() as conn:
-        return enqueue(conn, capture_id, Purpose.REANALYSE, clock=store.clock, params={"layout": str(layout)})
+        return enqueue(
+            conn, capture_id, Purpose.REANALYSE, clock=store.clock, params={"layout": str(layout)}
+        )
 
 
 def instruments(store: Store) -> list[dict[str, Any]]:
     """Per instrument: captures, the last one, and the next planned read."""
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(captures.c.instrument, func.count(), func.max(captures.c.captured_at)).group_by(captures.c.instrument)
+            select(captures.c.instrument, func.count(), func.max(captures.c.captured_at)).group_by(
+                captures.c.instrument
+            )
         ).all()
         next_reads = conn.execute(
             select(timecourses.c.reader, func.min(planned_reads.c.due_at))
@@ -150,11 +169,19 @@ def instruments(store: Store) -> list[dict[str, Any]]:
         ).all()
     nxt = {str(r): float(t) for r, t in next_reads if r is not None}
     out = {
-        str(name): {"instrument": str(name), "captures": int(n), "last_capture_at": last, "next_read_at": nxt.get(str(name))}
+        str(name): {
+            "instrument": str(name),
+            "captures": int(n),
+            "last_capture_at": last,
+            "next_read_at": nxt.get(str(name)),
+        }
         for name, n, last in rows
     }
     for reader, t in nxt.items():
-        out.setdefault(reader, {"instrument": reader, "captures": 0, "last_capture_at": None, "next_read_at": t})
+        out.setdefault(
+            reader,
+            {"instrument": reader, "captures": 0, "last_capture_at": None, "next_read_at": t},
+        )
     return sorted(out.values(), key=lambda r: r["instrument"])
 
 
@@ -162,18 +189,24 @@ def trends(store: Store, limit_per_series: int = 500) -> list[dict[str, Any]]:
     """Per compound × control line: every plate's IC50 and Z′, oldest first."""
     with store.engine.connect() as conn:
         keys = conn.execute(
-            select(control_points.c.compound, control_points.c.cell_line).distinct().order_by(
-                control_points.c.compound, control_points.c.cell_line
-            )
+            select(control_points.c.compound, control_points.c.cell_line)
+            .distinct()
+            .order_by(control_points.c.compound, control_points.c.cell_line)
         ).all()
         series = []
         for compound, line in keys:
-            rows = conn.execute(
-                select(control_points)
-                .where(control_points.c.compound == compound, control_points.c.cell_line == line)
-                .order_by(control_points.c.at.desc(), control_points.c.id.desc())
-                .limit(limit_per_series)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(control_points)
+                    .where(
+                        control_points.c.compound == compound, control_points.c.cell_line == line
+                    )
+                    .order_by(control_points.c.at.desc(), control_points.c.id.desc())
+                    .limit(limit_per_series)
+                )
+                .mappings()
+                .all()
+            )
             points = [dict(r) for r in reversed(rows)]
             last = points[-1] if points else {}
             series.append(
@@ -204,9 +237,15 @@ def change_marker(store: Store) -> tuple[int, int, int, int]:
     with store.engine.connect() as conn:
         r = conn.execute(select(func.coalesce(func.max(results.c.id), 0))).scalar_one()
         a = conn.execute(select(func.coalesce(func.max(alerts.c.id), 0))).scalar_one()
-        acked = conn.execute(select(func.count()).where(alerts.c.acknowledged_at.is_not(None))).scalar_one()
-        pr = conn.execute(
-            select(func.count()).where(planned_reads.c.state.in_(("done", "late", "missed", "cancelled")))
+        acked = conn.execute(
+            select(func.count()).where(alerts.c.acknowledged_at.is_not(None))
         ).scalar_one()
-        queued = conn.execute(select(func.count()).where(jobs.c.state.in_(("queued", "running")))).scalar_one()
+        pr = conn.execute(
+            select(func.count()).where(
+                planned_reads.c.state.in_(("done", "late", "missed", "cancelled"))
+            )
+        ).scalar_one()
+        queued = conn.execute(
+            select(func.count()).where(jobs.c.state.in_(("queued", "running")))
+        ).scalar_one()
     return int(r), int(a) + int(acked) * 1_000_000, int(pr), int(queued)

@@ -65,7 +65,11 @@ class Access:
         return hmac.new(self.secret, self.token.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def session_ok(self, cookie: str | None) -> bool:
-        return bool(self.token) and cookie is not None and hmac.compare_digest(cookie, self.session_value())
+        return (
+            bool(self.token)
+            and cookie is not None
+            and hmac.compare_digest(cookie, self.session_value())
+        )
 
 
 def access_for(bind: str, token: str, *, read_only: bool) -> Access:
