@@ -1,6 +1,8 @@
 """Plate layouts: which well holds what (DESIGN.md §5.3).
 
-wellmap TOML is the main format; a CSV plate map (``well,role,compound,conc,conc_unit,
+wellmap TOML is the main format (read by :mod:`analysis.wellmap_format`, which gives what
+``wellmap.load`` gives without importing wellmap, pandas or matplotlib; wellmap itself reads
+what that module does not cover); a CSV plate map (``well,role,compound,conc,conc_unit,
 cell_line``, or ``row,col`` instead of ``well``) is accepted too. Keys platewatch understands:
 ``role``, ``compound``, ``conc`` + ``conc_unit`` (or one key such as ``conc_IU_mL``),
 ``cell_line``, ``replicate``, ``expected_ic50``; every other key is carried as metadata.
