@@ -1,6 +1,8 @@
 """Plate layouts: which well holds what (DESIGN.md §5.3).
 
-wellmap TOML is the main format; a CSV plate map (``well,role,compound,conc,conc_unit,
+wellmap TOML is the main format (read by :mod:`analysis.wellmap_format`, which gives what
+``wellmap.load`` gives without importing wellmap, pandas or matplotlib; wellmap itself reads
+what that module does not cover); a CSV plate map (``well,role,compound,conc,conc_unit,
 cell_line``, or ``row,col`` instead of ``well``) is accepted too. Keys platewatch understands:
 ``role``, ``compound``, ``conc`` + ``conc_unit`` (or one key such as ``conc_IU_mL``),
 ``cell_line``, ``replicate``, ``expected_ic50``; every other key is carried as metadata.
@@ -18,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from analysis.wellmap_format import NeedsWellmap, frame_records, read_wellmap, wellmap_error
 from datamodel import parse_well, plate_format_for, well_name
 from errors import LayoutError
 
@@ -198,6 +201,26 @@ def _check_includes(path: Path, root: Path, chain: tuple[Path, ...] = ()) -> Non
 
 
 def _load_wellmap(source: Path, plate: str | None) -> Layout:
+    """A wellmap layout: read here when the format allows (fast), else by wellmap itself."""
+    _check_includes(source, source.parent.resolve())
+    try:
+        records, warnings = _wellmap_records_fast(source)
+    except NeedsWellmap:
+        records, warnings = _wellmap_records_by_wellmap(source, plate)
+    wells = {str(rec["well"]): _spec(rec, str(rec["well"]), source) for rec in records}
+    return Layout(wells=wells, source=str(source), warnings=warnings)
+
+
+def _wellmap_records_fast(source: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """wellmap's table rows without importing wellmap (or pandas): analysis.wellmap_format."""
+    parsed = read_wellmap(source)
+    return frame_records(parsed.wells), [str(message) for _, message in parsed.alerts]
+
+
+def _wellmap_records_by_wellmap(
+    source: Path, plate: str | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """wellmap's table rows from ``wellmap.load`` (what the fast reader does not cover)."""
     import pandas as pd
     import wellmap
 
@@ -206,12 +229,12 @@ def _load_wellmap(source: Path, plate: str | None) -> Layout:
     def on_alert(_path: Path, message: str) -> None:
         warnings.append(str(message))
 
-    _check_includes(source, source.parent.resolve())
     try:
         frame = wellmap.load(source, on_alert=on_alert)
     except (wellmap.LayoutError, ValueError, KeyError, TypeError, OSError) as exc:
-        detail = _one_line(str(exc)).replace(str(source), "").strip(" :")
-        raise LayoutError(f"invalid wellmap layout: {detail}", source=source) from None
+        raise wellmap_error(source, str(exc)) from None
+    except AttributeError as exc:  # wellmap's answer to `[row] A = 5`: not a table
+        raise wellmap_error(source, f"{exc} (a pattern's value must be a table)") from None
     if frame.empty:
         raise LayoutError("the layout names no wells", source=source)
     missing = pd.NA
@@ -226,13 +249,7 @@ def _load_wellmap(source: Path, plate: str | None) -> Layout:
             raise LayoutError(f"layout has no plate {chosen!r}", source=source)
         frame = frame[frame["plate"] == chosen]
     records = cast(list[dict[str, Any]], frame.to_dict("records"))
-    wells = {
-        str(rec["well"]): _spec(
-            {k: _unset(v, missing) for k, v in rec.items()}, str(rec["well"]), source
-        )
-        for rec in records
-    }
-    return Layout(wells=wells, source=str(source), warnings=warnings)
+    return [{k: _unset(v, missing) for k, v in rec.items()} for rec in records], warnings
 
 
 def _unset(value: Any, missing: Any) -> Any:
