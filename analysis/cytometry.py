@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from analysis import cytometry_flags as flags
-from analysis.compensation import compensate, estimate_spillover, positive_events
+from analysis.compensation import (
+    check_spillover,
+    compensate,
+    estimate_spillover,
+    positive_events,
+)
 from analysis.cytometry_model import (
     CONTROL_ROLES,
     Array,
@@ -72,6 +77,9 @@ def gate_sample(sample: SampleInput, ch: ChannelMap, th: CytometryThresholds) ->
     n = ds.n_events
     well = ds.well_id
     checked = [c for c in (ch.fsc_a, ch.fsc_h, ch.ssc_a, ch.annexin, ch.pi) if c]
+    own, _ = file_spillover(ds, ch)
+    if own is not None and th.compensation in ("auto", "file"):  # its channels enter too
+        checked += [c for c in own.channels if c not in checked]
     params = [ds.parameter(c) for c in checked]
     sat = saturation_gate(
         [ds.events[:, ds.channel(c)] for c in checked],
@@ -187,7 +195,12 @@ def file_spillover(ds: FcsDataset, ch: ChannelMap) -> tuple[Spillover | None, st
     if pair.is_identity:
         return None, f"the file's {spill.source} matrix is the identity for {ch.annexin}/{ch.pi}"
     present = {p.name for p in ds.parameters}
-    return (spill if all(c in present for c in spill.channels) else pair), ""
+    chosen = spill if all(c in present for c in spill.channels) else pair
+    try:
+        check_spillover(chosen, f"the file's {spill.source} matrix")
+    except AnalysisError as exc:
+        return None, exc.message
+    return chosen, ""
 
 
 def estimated_spillover(

@@ -80,7 +80,7 @@ class CytometryDefaults:
     singlet_mads: float = 4.0
     control_percentile: float = 99.5
     valley_min_fraction: float = 0.01
-    valley_max_depth: float = 0.6
+    valley_max_depth: float = 0.8
     threshold_method: ThresholdMethod = "valley"
     threshold_margin: float = 5.0
     viability_control_min: float = 70.0

@@ -41,17 +41,18 @@ def _density(ax: Axes, x: np.ndarray, y: np.ndarray, bins: int, extent: tuple[fl
     if not finite.any():
         ax.text(0.5, 0.5, "no events", ha="center", va="center", transform=ax.transAxes)
         return
-    counts, xe, ye = np.histogram2d(
+    counts, _, _ = np.histogram2d(
         x[finite], y[finite], bins=bins, range=[[extent[0], extent[1]], [extent[2], extent[3]]]
     )
     masked = np.ma.masked_where(counts.T == 0, counts.T)
-    ax.pcolormesh(
-        xe,
-        ye,
+    ax.imshow(
         masked,
+        origin="lower",
+        extent=(extent[0], extent[1], extent[2], extent[3]),
+        aspect="auto",
+        interpolation="nearest",
         cmap="jet",
-        norm=LogNorm(vmin=1, vmax=max(2.0, counts.max())),
-        rasterized=True,
+        norm=LogNorm(vmin=1, vmax=max(2.0, float(counts.max()))),
     )
 
 
@@ -165,7 +166,7 @@ def render_sample(result: CytometryResult, transform: Arcsinh | Logicle) -> Figu
         fontsize=11,
         fontweight="bold",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.13, top=0.86, wspace=0.28)
     return fig
 
 

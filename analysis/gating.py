@@ -129,9 +129,11 @@ def time_gate(
 def debris_gate(fsc: Array, ssc: Array, *, fallback_fraction: float, max_fraction: float) -> Gate:
     """Cells, not debris: FSC-A above the valley between the debris and the cells (loose).
 
-    The valley is searched in the smoothed log10 FSC-A density left of the main peak. With no
-    debris peak the threshold is ``fallback_fraction`` × the main peak; it is never above
-    ``max_fraction`` × the main peak, so shrunken apoptotic and necrotic cells stay in.
+    On the smoothed log10 FSC-A density, the cells' peak is the highest peak (a sample that
+    is mostly debris is not gated well, and shows as few events). Debris is a peak below ``max_fraction`` × the cells' peak; the threshold is the lowest
+    density between it and the cells. With no debris peak the threshold is
+    ``fallback_fraction`` × the cells' peak. It is never above ``max_fraction`` × the cells'
+    peak, so shrunken apoptotic and necrotic cells stay in.
     """
     positive = (fsc > 0) & (ssc > 0)
     if positive.sum() < 50:
@@ -139,23 +141,26 @@ def debris_gate(fsc: Array, ssc: Array, *, fallback_fraction: float, max_fractio
     logs = np.log10(fsc[positive])
     lo, hi = (float(v) for v in np.percentile(logs, [0.2, 99.8]))
     if hi - lo < 1e-6:
-        return Gate(positive, True, {"fsc_threshold": 0.0, "method": "none"})
+        return Gate(positive, True, {"channel_threshold": 0.0, "method": "none"})
     centres, density = smooth_density(logs, 200, lo, hi, 2.5)
-    main = int(np.argmax(density))
+    interior = density[1:-1]
+    peaks = np.nonzero((interior >= density[:-2]) & (interior > density[2:]))[0] + 1
+    significant = [int(p) for p in peaks if density[p] >= 0.05 * density.max()]
+    if not significant:
+        significant = [int(np.argmax(density))]
+    gap = math.log10(1.0 / max_fraction)
+    main = max(significant, key=lambda p: float(density[p]))
     peak = 10 ** float(centres[main])
-    method = "fraction"
-    threshold = fallback_fraction * peak
-    left = density[: main + 1]
-    maxima = [i for i in range(1, main) if left[i] >= left[i - 1] and left[i] > left[i + 1]]
-    if maxima:
-        debris_peak = max(maxima, key=lambda i: left[i])
-        valley = debris_peak + int(np.argmin(left[debris_peak : main + 1]))
-        if left[valley] < 0.7 * left[debris_peak]:
-            threshold = 10 ** float(centres[valley])
-            method = "valley"
+    debris = [p for p in significant if centres[main] - centres[p] >= gap]
+    if debris:
+        left = min(debris)
+        valley = left + int(np.argmin(density[left : main + 1]))
+        threshold, method = 10 ** float(centres[valley]), "valley"
+    else:
+        threshold, method = fallback_fraction * peak, "fraction of the cells' peak"
     cap = max_fraction * peak
     if threshold > cap:
-        threshold, method = cap, f"{method}, capped at {max_fraction:g} × peak"
+        threshold, method = cap, f"{method}, capped at {max_fraction:g} × the cells' peak"
     keep = positive & (fsc >= threshold)
     return Gate(
         keep,

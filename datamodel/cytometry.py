@@ -48,14 +48,15 @@ class FcsParameter:
         parameters are divided by their gain; the time parameter is multiplied by the
         time step (seconds per tick).
         """
-        x = np.asarray(raw, dtype=np.float64)
-        if self.is_log:
-            return self.log_offset * np.power(10.0, self.log_decades * x / self.range)
-        if self.timestep is not None:
-            return x * self.timestep
-        if self.gain != 1.0:
-            return x / self.gain
-        return x
+        with np.errstate(invalid="ignore", over="ignore"):  # junk floats stay NaN/inf
+            x = np.asarray(raw).astype(np.float64)
+            if self.is_log:
+                return self.log_offset * np.power(10.0, self.log_decades * x / self.range)
+            if self.timestep is not None:
+                return x * self.timestep
+            if self.gain != 1.0:
+                return x / self.gain
+            return x
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ class SampleSpec:
     doublets: float = 0.05
     saturated: float = 0.004
     dim_annexin: float = 150.0  # median non-specific Annexin V on live/necrotic cells
+    annexin_bright: tuple[float, float] = (6_000.0, 10_000.0)  # medians: early, late
+    pi_bright: tuple[float, float] = (15_000.0, 20_000.0)  # medians: late, necrotic
+    bright_sd: float = 0.6  # log-normal sd (natural log) of the bright populations
+    photon_noise: float = 20.0  # detector noise variance per unit of signal
     spillover: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 0.15), (0.02, 1.0))
     instability: tuple[float, float] | None = None  # (start, end) as fractions of the run
     instability_rate: float = 0.3
@@ -93,17 +97,16 @@ def _cells(
     dyes = np.zeros((n, 2))
     if "annexin" in stains:
         dim = _lognormal(rng, spec.dim_annexin, 0.5, n) if spec.dim_annexin > 0 else np.zeros(n)
-        bright = {1: 6_000.0, 2: 10_000.0}
         dyes[:, 0] = dim
-        for label, median in bright.items():
+        for label, median in zip((1, 2), spec.annexin_bright, strict=True):
             hit = labels == label
-            dyes[hit, 0] = _lognormal(rng, median, 0.6, int(hit.sum()))
+            dyes[hit, 0] = _lognormal(rng, median, spec.bright_sd, int(hit.sum()))
         hit = debris & (rng.random(n) < 0.5)
         dyes[hit, 0] = _lognormal(rng, 3_000, 0.8, int(hit.sum()))
     if "pi" in stains:
-        for label, median in {2: 15_000.0, 3: 20_000.0}.items():
+        for label, median in zip((2, 3), spec.pi_bright, strict=True):
             hit = labels == label
-            dyes[hit, 1] = _lognormal(rng, median, 0.55, int(hit.sum()))
+            dyes[hit, 1] = _lognormal(rng, median, spec.bright_sd, int(hit.sum()))
         hit = debris & (rng.random(n) < 0.3)
         dyes[hit, 1] = _lognormal(rng, 5_000, 0.8, int(hit.sum()))
     return scatter, dyes, ratio
@@ -139,7 +142,7 @@ def simulate(spec: SampleSpec, stains: set[str]) -> SimulatedSample:
     n = labels.size
     autofluorescence = np.column_stack([_lognormal(rng, 150, 0.3, n), _lognormal(rng, 80, 0.3, n)])
     signal = dyes @ s + autofluorescence
-    noise_sd = np.sqrt(30.0**2 + 20.0 * np.clip(signal, 0, None))
+    noise_sd = np.sqrt(30.0**2 + spec.photon_noise * np.clip(signal, 0, None))
     fluorescence = signal + noise_sd * rng.standard_normal(signal.shape)
 
     # time, a clog window, saturated events

@@ -110,11 +110,14 @@ def build_dataset(
             kw[f"$P{n}S"] = p.label
         if p.gain is not None:
             kw[f"$P{n}G"] = f"{p.gain:g}"
-    kw.update(keywords or {})
+    given = dict(keywords or {})  # a given $BEGINDATA/$ENDDATA is written as it is (a lie)
+    kw.update(given)
 
     def text(begin: int, end: int) -> bytes:
-        kw["$BEGINDATA"] = f"{begin:012d}"
-        kw["$ENDDATA"] = f"{end:012d}"
+        if "$BEGINDATA" not in given:
+            kw["$BEGINDATA"] = f"{begin:012d}"
+        if "$ENDDATA" not in given:
+            kw["$ENDDATA"] = f"{end:012d}"
         body = "".join(
             f"{_escape(k, delimiter)}{delimiter}{_escape(v, delimiter)}{delimiter}"
             for k, v in kw.items()

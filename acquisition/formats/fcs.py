@@ -30,6 +30,7 @@ from acquisition.formats.fcs_text import (
     merge_supplemental,
     parse_header,
     parse_text,
+    quoted,
 )
 from analysis.model import jsonable
 from datamodel.cytometry import CytometryFile, DataLayout, FcsDataset, FcsParameter
@@ -51,21 +52,32 @@ def read_fcs(path: str | Path, data: Buffer | None = None) -> CytometryFile:
     """
     source = Path(path)
     if data is None:
-        try:
-            with source.open("rb") as fh:
-                size = fh.seek(0, 2)
-                fh.seek(0)
-                if size > MAX_BYTES:
-                    raise FormatError(
-                        f"{size} bytes is too large for an FCS file (limit {MAX_BYTES})",
-                        source=source,
-                    )
-                buffer = bytearray(size)
-                got = fh.readinto(buffer)
-                data = memoryview(buffer)[:got]
-        except OSError as exc:
-            raise FormatError(f"cannot read: {exc.strerror or exc}", source=source) from None
+        data = _read_whole(source)
     return read_fcs_bytes(data, source)
+
+
+def _read_whole(source: Path) -> memoryview:
+    """The file in one uninitialised numpy buffer (no zero-fill pass, unbuffered reads):
+    as fast as ``numpy.fromfile``, and the events arrays are views into it."""
+    try:
+        with source.open("rb", buffering=0) as fh:
+            size = fh.seek(0, 2)
+            fh.seek(0)
+            if size > MAX_BYTES:
+                raise FormatError(
+                    f"{size} bytes is too large for an FCS file (limit {MAX_BYTES})",
+                    source=source,
+                )
+            buffer = np.empty(size, dtype=np.uint8).data
+            got = 0
+            while got < size:
+                n = fh.readinto(buffer[got:])
+                if not n:
+                    break
+                got += n
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    return buffer[:got]
 
 
 def read_fcs_bytes(buf: Buffer, source: Path) -> CytometryFile:
@@ -121,11 +133,11 @@ def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int
         )
     datatype = kw.get("$DATATYPE", "").strip().upper()
     if datatype not in ("I", "F", "D", "A"):
-        raise FormatError(f"$DATATYPE={datatype[:10]!r} is not I, F, D or A", source=source)
+        raise FormatError(f"$DATATYPE={quoted(datatype, 10)} is not I, F, D or A", source=source)
     mode = kw.get("$MODE", "L").strip().upper() or "L"
     if mode != "L":
         raise FormatError(
-            f"$MODE={mode[:10]!r}: histogram-mode (correlated/uncorrelated) data are not "
+            f"$MODE={quoted(mode, 10)}: histogram-mode (correlated/uncorrelated) data are not "
             "supported, only list mode",
             source=source,
         )
@@ -180,7 +192,7 @@ def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int
 def _nextdata(kw: dict[str, str], source: Path) -> int:
     value = kw.get("$NEXTDATA", "0").strip() or "0"
     if not value.isdigit():
-        raise FormatError(f"$NEXTDATA={value[:20]!r} is not an offset", source=source)
+        raise FormatError(f"$NEXTDATA={quoted(value, 20)} is not an offset", source=source)
     return int(value)
 
 
@@ -192,7 +204,7 @@ def _parameters(
     notes: list[str] = []
     timestep = float_keyword(kw, "$TIMESTEP")
     if kw.get("$TIMESTEP", "").strip() and timestep is None:
-        notes.append(f"$TIMESTEP={kw['$TIMESTEP'][:20]!r} is not a number; time left unscaled")
+        notes.append(f"$TIMESTEP={quoted(kw['$TIMESTEP'], 20)} is not a number; time left unscaled")
     zero_offset: list[int] = []
     for n in range(1, n_par + 1):
         name = kw.get(f"$P{n}N", "").strip() or f"P{n}"
@@ -204,7 +216,9 @@ def _parameters(
         elif raw_bits.isdigit() and 0 < int(raw_bits) <= (_MAX_BITS if datatype != "A" else 64):
             bits = int(raw_bits)
         else:
-            raise FormatError(f"$P{n}B={raw_bits[:20]!r} is not a usable bit width", source=source)
+            raise FormatError(
+                f"$P{n}B={quoted(raw_bits, 20)} is not a usable bit width", source=source
+            )
         if (datatype == "F" and bits != 32) or (datatype == "D" and bits != 64):
             notes.append(f"$P{n}B={bits} with $DATATYPE={datatype}: read as the type's width")
         rng = float_keyword(kw, f"$P{n}R")
@@ -256,16 +270,18 @@ def _log_amplification(value: str, n: int, datatype: str, notes: list[str]) -> t
     try:
         decades, offset = float(parts[0]), float(parts[1]) if len(parts) > 1 else 0.0
     except ValueError:
-        notes.append(f"$P{n}E={text[:20]!r} is not f1,f2: read as linear")
+        notes.append(f"$P{n}E={quoted(text, 20)} is not f1,f2: read as linear")
         return 0.0, 0.0
     if not (math.isfinite(decades) and math.isfinite(offset)) or decades < 0 or offset < 0:
-        notes.append(f"$P{n}E={text[:20]!r} is not usable: read as linear")
+        notes.append(f"$P{n}E={quoted(text, 20)} is not usable: read as linear")
         return 0.0, 0.0
     if decades > 0 and datatype in ("F", "D"):
-        notes.append(f"$P{n}E={text[:20]!r} on floating-point data ignored (values are linear)")
+        notes.append(
+            f"$P{n}E={quoted(text, 20)} on floating-point data ignored (values are linear)"
+        )
         return 0.0, 0.0
     if decades > 30:
-        notes.append(f"$P{n}E={text[:20]!r}: more decades than any detector; read as linear")
+        notes.append(f"$P{n}E={quoted(text, 20)}: more decades than any detector; read as linear")
         return 0.0, 0.0
     return decades, offset
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from acquisition.formats.fcs_text import HEADER_BYTES, Buffer, Header
+from acquisition.formats.fcs_text import HEADER_BYTES, Buffer, Header, quoted
 from errors import FormatError, IncompleteFileError
 
 Order = Literal["little", "big"]
@@ -52,7 +52,7 @@ def byte_order(value: str, source: Path) -> Order:
     """``$BYTEORD``: 1,2,3,4 / 1,2 → little; 4,3,2,1 / 2,1 → big; anything else refused."""
     digits = [d.strip() for d in value.split(",")]
     if not all(d.isdigit() for d in digits) or len(digits) < 1:
-        raise FormatError(f"$BYTEORD={value[:20]!r} is not a byte order", source=source)
+        raise FormatError(f"$BYTEORD={quoted(value, 20)} is not a byte order", source=source)
     numbers = [int(d) for d in digits]
     if numbers == sorted(numbers) and numbers == list(range(1, len(numbers) + 1)):
         return "little"
@@ -61,7 +61,7 @@ def byte_order(value: str, source: Path) -> Order:
     ):
         return "big"
     raise FormatError(
-        f"$BYTEORD={value[:20]!r}: mixed-endian byte orders are not supported", source=source
+        f"$BYTEORD={quoted(value, 20)}: mixed-endian byte orders are not supported", source=source
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from acquisition.formats.fcs_text import quoted
 from datamodel.cytometry import FcsParameter, Spillover
 
 SPILLOVER_KEYS = ("$SPILLOVER", "SPILL", "$SPILL", "SPILLOVER")
@@ -96,7 +97,7 @@ def _named_matrix(
     tokens = value.split(",")
     head = tokens[0].strip()
     if not head.isdigit() or int(head) < 1:
-        return None, f"starts with {head[:20]!r}, not a channel count"
+        return None, f"starts with {quoted(head, 20)}, not a channel count"
     n = int(head)
     if n > len(parameters):
         return None, f"{n} channels, the dataset has {len(parameters)} parameters"
@@ -107,7 +108,10 @@ def _named_matrix(
     for name in names:
         resolved = _resolve(name, parameters)
         if resolved is None:
-            return None, f"names channel {name.strip()[:30]!r}, which the dataset does not have"
+            return (
+                None,
+                f"names channel {quoted(name.strip(), 30)}, which the dataset does not have",
+            )
         channels.append(resolved)
     values = _numbers(tokens[1 + n : 1 + n + n * n])
     if values is None:
@@ -119,7 +123,7 @@ def _comp(value: str, parameters: Sequence[FcsParameter]) -> tuple[Spillover | N
     tokens = value.split(",")
     head = tokens[0].strip()
     if not head.isdigit() or not 1 <= int(head) <= len(parameters):
-        return None, f"starts with {head[:20]!r}, not a parameter count"
+        return None, f"starts with {quoted(head, 20)}, not a parameter count"
     n = int(head)
     values = _numbers(tokens[1 : 1 + n * n])
     if values is None or len(values) != n * n:
@@ -148,7 +152,7 @@ def _dfc(dfc: dict[str, str], parameters: Sequence[FcsParameter]) -> tuple[Spill
             continue  # some writers put 0 on the diagonal; it is 1 by definition
         numbers = _numbers([value])
         if numbers is None:
-            return None, f"{key}={value[:20]!r} is not a number"
+            return None, f"{key}={quoted(value, 20)} is not a number"
         a, b = _fl_parameter(src, parameters), _fl_parameter(dst, parameters)
         if a is None or b is None:
             if numbers[0] != 0:

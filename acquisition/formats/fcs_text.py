@@ -48,7 +48,7 @@ def parse_header(buf: Buffer, base: int, source: Path) -> Header:
     head = bytes(buf[base : base + HEADER_BYTES])
     if not _VERSION.fullmatch(head[:6]):
         where = "" if base == 0 else f" at byte {base} ($NEXTDATA)"
-        raise FormatError(f"no FCS HEADER{where} (starts {head[:6]!r})", source=source)
+        raise FormatError(f"no FCS HEADER{where} (starts {quoted(head, 6)})", source=source)
     if len(head) < HEADER_BYTES:
         raise IncompleteFileError(
             f"the file ends inside the {HEADER_BYTES}-byte FCS HEADER (at byte {len(buf)})",
@@ -64,7 +64,8 @@ def parse_header(buf: Buffer, base: int, source: Path) -> Header:
             continue
         if not text.isdigit():
             raise FormatError(
-                f"HEADER {name} offset {raw.decode('latin-1')!r} is not a number", source=source
+                f"HEADER {name} offset {quoted(raw.decode('latin-1'), 8)} is not a number",
+                source=source,
             )
         fields.append(int(text))
     return Header(
@@ -73,6 +74,15 @@ def parse_header(buf: Buffer, base: int, source: Path) -> Header:
         data=(fields[2], fields[3]),
         analysis=(fields[4], fields[5]),
     )
+
+
+_NON_FINITE = re.compile(r"(?<![a-z])(nan|inf)(?![a-z])", re.IGNORECASE)
+
+
+def quoted(value: str | bytes, width: int = 30) -> str:
+    """A value from the file for a one-line message: cut short, and never a NaN/inf text."""
+    text = (value.decode("latin-1") if isinstance(value, bytes) else value)[:width]
+    return "'<non-finite number>'" if _NON_FINITE.search(text) else repr(text)
 
 
 def _decode(raw: bytes) -> str:
@@ -118,7 +128,9 @@ def split_pairs(segment: bytes, delimiter: bytes) -> tuple[list[tuple[bytes, byt
     if in_key:
         rest = b"".join([*parts, tail]).strip(b" \t\r\n\x00")
         if rest:
-            warnings.append(f"TEXT ends with a keyword without a value ({_decode(rest)[:40]!r})")
+            warnings.append(
+                f"TEXT ends with a keyword without a value ({quoted(_decode(rest), 40)})"
+            )
     else:
         pairs.append((key, b"".join([*parts, tail]).rstrip(b"\x00")))
     return pairs, warnings
@@ -137,7 +149,7 @@ def parse_text(buf: Buffer, begin: int, end: int, source: Path, what: str = "TEX
     delimiter = raw[:1]
     if not delimiter or delimiter in b" \x00\r\n" or delimiter.isalnum():
         raise FormatError(
-            f"{what} segment at byte {begin} starts with {delimiter!r}, not a delimiter",
+            f"{what} segment at byte {begin} starts with {quoted(delimiter, 1)}, not a delimiter",
             source=source,
         )
     pairs, warnings = split_pairs(raw[1:], delimiter)
@@ -146,7 +158,9 @@ def parse_text(buf: Buffer, begin: int, end: int, source: Path, what: str = "TEX
         key = _decode(key_raw).strip(" \t\r\n\x00").upper()
         if not key:
             if value_raw.strip():
-                warnings.append(f"value without a keyword ({_decode(value_raw)[:40]!r}) skipped")
+                warnings.append(
+                    f"value without a keyword ({quoted(_decode(value_raw), 40)}) skipped"
+                )
             continue
         if key in keywords:
             warnings.append(f"keyword {key} repeated; the first value is kept")
@@ -186,7 +200,7 @@ def int_keyword(
     if not value.isdigit():
         if default is not None and key in _LENIENT:
             return default
-        raise FormatError(f"keyword {key}={value[:30]!r} is not a whole number", source=source)
+        raise FormatError(f"keyword {key}={quoted(value, 30)} is not a whole number", source=source)
     return int(value)
 
 
