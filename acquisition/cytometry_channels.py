@@ -25,32 +25,36 @@ _FITC_NAME = re.compile(r"fitc|fl-?1\b|bl-?1\b|\bb1-|530|525|ax488|alexa ?488|gf
 _PI_NAME = re.compile(
     r"\bpi\b|fl-?[23]\b|bl-?[23]\b|\bb[23]-|pe-a|percp|585|610|615|620|670|695|yl", re.IGNORECASE
 )
+# Conventional scatter/time names, most preferred first (full match, case-insensitive).
 _SCATTER: dict[str, tuple[str, ...]] = {
     "fsc_a": (
-        "fsc-a",
-        "fs-a",
-        "fsc area",
-        "fs int lin",
-        "fs lin",
-        "fsc",
-        "fs",
-        "fsc-h",
-        "fsc lina",
+        r"fsc[-_ ]?a(rea)?",
+        r"fs[-_ ]?a(rea)?",
+        r"fs int lin",
+        r"fs lin",
+        r"fsc",
+        r"fs",
+        r"fsc[-_ ]?lin[-_ ]?a",
+        r"fsc[0-9]?[-_ ]?area",
+        r"fsc[-_ ]?h(eight)?",
+        r"fs[-_ ]?h",
     ),
-    "fsc_h": ("fsc-h", "fs-h", "fsc height", "fs peak lin", "fsc linh"),
-    "fsc_w": ("fsc-w", "fs-w", "fsc width", "fs tof lin"),
+    "fsc_h": (r"fsc[-_ ]?h(eight)?", r"fs[-_ ]?h(eight)?", r"fs peak lin", r"fsc[-_ ]?lin[-_ ]?h"),
+    "fsc_w": (r"fsc[-_ ]?w(idth)?", r"fs[-_ ]?w(idth)?", r"fs tof lin"),
     "ssc_a": (
-        "ssc-a",
-        "ss-a",
-        "ssc area",
-        "ss int lin",
-        "ss lin",
-        "ssc",
-        "ss",
-        "ssc-h",
-        "ssc lina",
+        r"ssc[-_ ]?a(rea)?",
+        r"ss[-_ ]?a(rea)?",
+        r"ss int lin",
+        r"ss lin",
+        r"ssc",
+        r"ss",
+        r"ssc[-_ ]?lin[-_ ]?a",
+        r"ssc[0-9]?[-_ ]?area",
+        r"side scatter",
+        r"ssc[-_ ]?h(eight)?",
+        r"ss[-_ ]?h",
     ),
-    "time": ("time", "hdr-t", "time lsw"),
+    "time": (r"time", r"hdr-t", r"time lsw"),
 }
 
 
@@ -81,11 +85,10 @@ def _suggest(ds: FcsDataset) -> str:
 
 
 def _scatter(ds: FcsDataset, key: str, taken: set[str]) -> str | None:
-    by_lower = {p.name.strip().lower(): p.name for p in ds.parameters}
-    for candidate in _SCATTER[key]:
-        name = by_lower.get(candidate)
-        if name is not None and name not in taken:
-            return name
+    for pattern in _SCATTER[key]:
+        for p in ds.parameters:
+            if p.name not in taken and re.fullmatch(pattern, p.name.strip(), re.IGNORECASE):
+                return p.name
     return None
 
 

@@ -76,17 +76,23 @@ def gate_sample(sample: SampleInput, ch: ChannelMap, th: CytometryThresholds) ->
     ds = sample.dataset
     n = ds.n_events
     well = ds.well_id
-    checked = [c for c in (ch.fsc_a, ch.fsc_h, ch.ssc_a, ch.annexin, ch.pi) if c]
+    scatter = [c for c in (ch.fsc_a, ch.fsc_h, ch.fsc_w, ch.ssc_a) if c]
+    checked = [*scatter, ch.annexin, ch.pi]
     own, _ = file_spillover(ds, ch)
-    if own is not None and th.compensation in ("auto", "file"):  # its channels enter too
-        checked += [c for c in own.channels if c not in checked]
+    if own is not None and th.compensation in ("auto", "file"):
+        checked += [c for c in _spilling_into(own, ch) if c not in checked]
     params = [ds.parameter(c) for c in checked]
     sat = saturation_gate(
         [ds.events[:, ds.channel(c)] for c in checked],
-        [p.saturation if p.range > 0 else 0.0 for p in params],
+        [
+            p.saturation if p.range > 0 and c not in (ch.fsc_h, ch.fsc_w) else 0.0
+            for c, p in zip(checked, params, strict=True)
+        ],  # widths clamp at the top by design
         checked,
+        [c not in scatter for c in checked],
     )
-    saturated = n - sat.kept - sat.info["invalid"]
+    saturated = int(sat.info["excluded"])
+    scatter_saturated = sat.info["scatter"]
     alive = sat.mask
     fsc_all, ssc_all = ds.linear(ch.fsc_a), ds.linear(ch.ssc_a)
     time_all = ds.linear(ch.time) if ch.time else None
@@ -120,6 +126,7 @@ def gate_sample(sample: SampleInput, ch: ChannelMap, th: CytometryThresholds) ->
             "events": saturated,
             "percent": _pct(saturated, n),
             "channels": sat.info["channels"],
+            "scatter_kept": scatter_saturated,
             "invalid": sat.info["invalid"],
         },
         "time": {
@@ -146,6 +153,7 @@ def gate_sample(sample: SampleInput, ch: ChannelMap, th: CytometryThresholds) ->
     found: list[Flag | None] = [
         flags.few_events(n_cells, n, th.min_events, well),
         flags.saturated_events(saturated, n, sat.info["channels"], th.saturated_max, well),
+        flags.saturated_scatter(scatter_saturated, n, th.saturated_max, well),
         flags.flow_instability(
             time_excluded or int(tg.info.get("would_exclude", 0)),
             n,
@@ -165,6 +173,15 @@ def gate_sample(sample: SampleInput, ch: ChannelMap, th: CytometryThresholds) ->
         "singlet_bounds": (sg.info["low"], sg.info["high"]) if "low" in sg.info else None,
     }
     return GatedSample(sample, cells, gates, [f for f in found if f is not None], plot)
+
+
+def _spilling_into(spill: Spillover, ch: ChannelMap, floor: float = 0.005) -> list[str]:
+    """The matrix's channels whose value changes the compensated Annexin V or PI by more
+    than ``floor`` of itself: a clipped value there spoils those two channels."""
+    inverse = np.linalg.inv(spill.matrix)
+    cols = [spill.channels.index(ch.annexin), spill.channels.index(ch.pi)]
+    weight = np.abs(inverse[:, cols]).max(axis=1)
+    return [c for c, w in zip(spill.channels, weight, strict=True) if w >= floor]
 
 
 def _expand(outer: np.ndarray, gate: Gate) -> np.ndarray:

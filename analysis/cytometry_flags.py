@@ -57,6 +57,24 @@ def saturated_events(
     )
 
 
+def saturated_scatter(
+    per_channel: dict[str, int], total: int, maximum: float, well: str | None
+) -> Flag | None:
+    worst = sorted(((v, k) for k, v in per_channel.items() if v), reverse=True)
+    if not worst or not total or worst[0][0] / total <= maximum:
+        return None
+    where = ", ".join(f"{k} {v} ({_pct(100 * v / total)})" for v, k in worst[:3])
+    return Flag(
+        "saturated_events",
+        "warning",
+        f"scatter at the top of its range ({where}): the scatter voltage is too high for these "
+        "cells, so size and granularity of the largest cells are clipped (the events are kept; "
+        "the debris and singlet gates see them clipped). Lower the FSC/SSC voltage.",
+        _wells(well),
+        {"scatter_channels": per_channel},
+    )
+
+
 def flow_instability(
     excluded: int,
     total: int,

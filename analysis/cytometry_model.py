@@ -72,7 +72,7 @@ class CytometryDefaults:
 
     min_events: int = 2000
     saturated_max: float = 0.01
-    time_rate_drop: float = 0.5
+    time_rate_drop: float = 0.25
     time_shift_decades: float = 0.1
     instability_max: float = 0.02
     debris_fraction: float = 0.25

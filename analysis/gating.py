@@ -45,22 +45,42 @@ def smooth_density(
     return 0.5 * (edges[:-1] + edges[1:]), density
 
 
-def saturation_gate(raw: list[Array], tops: list[float], names: list[str]) -> Gate:
-    """Events below the top of every given channel's range ($PnR − 1) and finite."""
+def saturation_gate(
+    raw: list[Array], tops: list[float], names: list[str], exclude: list[bool]
+) -> Gate:
+    """Events below the top of their range ($PnR − 1) in every channel marked ``exclude``
+    (those whose compensation a clipped value would spoil), and finite in all of them.
+    Channels not excluded (scatter) are counted only."""
     n = raw[0].shape[0] if raw else 0
     keep = np.ones(n, dtype=bool)
     per_channel: dict[str, int] = {}
+    counted_only: dict[str, int] = {}
     invalid = np.zeros(n, dtype=bool)
-    for values, top, name in zip(raw, tops, names, strict=True):
+    for values, top, name, out in zip(raw, tops, names, exclude, strict=True):
         v = np.asarray(values)
         if v.dtype.kind == "f":
             invalid |= ~np.isfinite(v)
         if top > 0:
-            hit = v >= top
-            per_channel[name] = int(hit.sum())
-            keep &= ~hit
+            with np.errstate(invalid="ignore"):
+                hit = v >= top
+            if out:
+                per_channel[name] = int(hit.sum())
+                keep &= ~hit
+            else:
+                counted_only[name] = int(hit.sum())
+    excluded = int((~keep & ~invalid).sum())
     keep &= ~invalid
-    return Gate(keep, info={"channels": per_channel, "invalid": int(invalid.sum())})
+    info = {
+        "channels": per_channel,
+        "scatter": counted_only,
+        "invalid": int(invalid.sum()),
+        "excluded": excluded,
+    }
+    return Gate(keep, info=info)
+
+
+MIN_SCATTER_FOR_SHIFT = 3000.0  # linear units: dimmer channels sit in the noise floor
+_COFACTOR = 150.0
 
 
 def time_gate(
@@ -73,10 +93,13 @@ def time_gate(
 ) -> Gate:
     """Events outside stretches of unstable flow (clogs, bubbles).
 
-    The run is cut into equal time bins (about 500 events each, 10–100 bins). A bin is
-    unstable when its event count is below ``rate_drop`` × the median count (or above its
-    inverse), or when the median log10 scatter of its events moves more than
-    ``shift_decades`` from the run's median. Events in unstable bins are excluded.
+    The run is cut into equal time bins (about 500 events each, 10–100, whole clock ticks
+    when the time channel counts ticks). A bin is unstable when its event rate is below
+    ``rate_drop`` × the median rate (or above its inverse), or when the median scatter of
+    its events moves more than ``shift_decades`` (and more than 5 standard errors) from the
+    run's median. Scatter is compared on arcsinh(x/150) (≈ log for cells, calm near zero);
+    channels whose median is in the noise floor are not used. Events in unstable bins are
+    excluded; a run that looks mostly unstable is not gated (and is flagged).
     """
     if time is None:
         return Gate(np.ones(scatter[0].shape[0], dtype=bool), False, {"reason": "no time channel"})
@@ -85,29 +108,53 @@ def time_gate(
     finite = np.isfinite(t)
     if n < min_events or not finite.any() or float(np.ptp(t[finite])) <= 0:
         return Gate(np.ones(n, dtype=bool), False, {"reason": "too few events or no time span"})
-    t0, t1 = float(t[finite].min()), float(t[finite].max())
+    ticks = np.unique(t[finite])
+    if ticks.size < 40:
+        return Gate(
+            np.ones(n, dtype=bool),
+            False,
+            {"reason": f"the time channel has only {ticks.size} distinct values"},
+        )
+    t0, t1 = float(ticks[0]), float(ticks[-1])
+    tick = float(np.median(np.diff(ticks))) if ticks.size < 0.5 * n else 0.0
     n_bins = int(np.clip(n // 500, 10, 100))
-    index = np.clip(((t - t0) / (t1 - t0) * n_bins).astype(np.int64), 0, n_bins - 1)
+    n_bins = min(n_bins, ticks.size // 4)
+    width = (t1 - t0) / n_bins
+    if tick > 0:
+        width = max(tick, math.ceil(width / tick - 1e-9) * tick)
+    n_bins = max(1, math.floor((t1 - t0) / width) + 1)
+    index = np.clip(np.floor((t - t0) / width).astype(np.int64), 0, n_bins - 1)
     index[~finite] = 0
     counts = np.bincount(index, minlength=n_bins).astype(np.float64)
-    median_count = float(np.median(counts))
-    unstable = (counts < rate_drop * median_count) | (counts > median_count / rate_drop)
+    exposure = np.full(n_bins, width)
+    exposure[-1] = (t1 + tick) - (t0 + (n_bins - 1) * width)
+    usable = exposure >= 0.5 * width  # a short last bin says nothing about the rate
+    rates = np.where(usable, counts / np.maximum(exposure, 1e-300), np.nan)
+    median_rate = float(np.nanmedian(rates)) if usable.any() else 0.0
+    unstable = usable & ((rates < rate_drop * median_rate) | (rates > median_rate / rate_drop))
     shifts = np.zeros(n_bins)
     order = np.argsort(index, kind="stable")
     bounds = np.searchsorted(index[order], np.arange(n_bins + 1))
+    per_decade = math.log(10.0)  # arcsinh units per decade, for bright signals
     for values in scatter:
-        logs = np.log10(np.clip(np.asarray(values, dtype=np.float64), 1.0, None))
-        overall = float(np.median(logs))
-        sorted_logs = logs[order]
+        linear = np.asarray(values, dtype=np.float64)
+        if float(np.median(linear)) < MIN_SCATTER_FOR_SHIFT:
+            continue
+        scaled = np.arcsinh(linear / _COFACTOR) / per_decade
+        overall = float(np.median(scaled))
+        spread = MAD_SCALE * float(np.median(np.abs(scaled - overall)))
+        sorted_scaled = scaled[order]
         for b in range(n_bins):
-            chunk = sorted_logs[bounds[b] : bounds[b + 1]]
-            if chunk.size >= 20:
-                shifts[b] = max(shifts[b], abs(float(np.median(chunk)) - overall))
+            chunk = sorted_scaled[bounds[b] : bounds[b + 1]]
+            if chunk.size < 50:
+                continue
+            shift = abs(float(np.median(chunk)) - overall)
+            if shift > 5 * 1.2533 * spread / math.sqrt(chunk.size):
+                shifts[b] = max(shifts[b], shift)
     unstable |= shifts > shift_decades
-    width = (t1 - t0) / n_bins
     intervals: list[list[float]] = []
     for b in np.nonzero(unstable)[0].tolist():
-        lo, hi = t0 + b * width, t0 + (b + 1) * width
+        lo, hi = t0 + b * width, min(t0 + (b + 1) * width, t1 + tick)
         if intervals and abs(intervals[-1][1] - lo) < 1e-9 * max(1.0, abs(lo)):
             intervals[-1][1] = hi
         else:
@@ -117,7 +164,7 @@ def time_gate(
         "bins": n_bins,
         "unstable_bins": int(unstable.sum()),
         "unstable_intervals": intervals,
-        "median_events_per_bin": median_count,
+        "median_events_per_bin": float(np.median(counts)),
         "max_scatter_shift_decades": round(float(shifts.max()), 4),
     }
     if keep.sum() < 0.5 * n:
