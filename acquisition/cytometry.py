@@ -193,9 +193,7 @@ def analyze_fcs_batch(
     for raw in paths:
         path = Path(raw)
         cf = files[path] if files is not None and path in files else read_fcs(path)
-        if not cf.datasets or cf.primary.n_events == 0:
-            raise FormatError("the FCS file holds no events", source=path)
-        datasets[path] = cf.primary
+        datasets[path] = cf.primary  # a tube without events is analysed: few_events says so
     if not datasets:
         raise AnalysisError("no FCS files to analyse")
     channel_map = resolve_channels(datasets, channels or {})

@@ -104,20 +104,32 @@ def _singlet_panel(ax: Axes, plot: PlotData) -> None:
     ax.set_title("singlets", fontsize=9)
 
 
+def _display_range(plot: PlotData) -> tuple[float, float]:
+    """Data limits of the Annexin V/PI axes: the events' spread, a little beyond."""
+    both = np.concatenate([plot.annexin, plot.pi]).astype(float)
+    both = both[np.isfinite(both)]
+    if both.size == 0:
+        return -100.0, 1e4
+    low = float(np.percentile(both, 0.1))
+    high = float(np.percentile(both, 99.9))
+    return min(-100.0, 2.0 * low), max(1000.0, 3.0 * high)
+
+
 def _quadrant_panel(
     ax: Axes, result: CytometryResult, plot: PlotData, transform: Arcsinh | Logicle
 ) -> None:
     x = transform.forward(plot.annexin.astype(float))
     y = transform.forward(plot.pi.astype(float))
-    lo = float(transform.forward(np.array([-2000.0]))[0])
-    hi = float(transform.forward(np.array([262144.0 * 1.2]))[0])
+    low_value, high_value = _display_range(plot)
+    lo = float(transform.forward(np.array([low_value]))[0])
+    hi = float(transform.forward(np.array([high_value]))[0])
     _density(ax, x, y, 200, (lo, hi, lo, hi))
     ta, tp = plot.thresholds
     if ta is not None:
         ax.axvline(float(transform.forward(np.array([ta]))[0]), color="k", lw=1.2)
     if tp is not None:
         ax.axhline(float(transform.forward(np.array([tp]))[0]), color="k", lw=1.2)
-    pos, labels = decade_ticks(transform, 262144.0)
+    pos, labels = decade_ticks(transform, low_value, high_value)
     ax.set_xticks(pos, labels, fontsize=7)
     ax.set_yticks(pos, labels, fontsize=7)
     ax.set_xlim(lo, hi)
@@ -160,8 +172,9 @@ def render_sample(result: CytometryResult, transform: Arcsinh | Logicle) -> Figu
     title = (
         f"{Path(result.path).name} ({result.role}{', well ' + result.well if result.well else ''})"
     )
+    codes = ", ".join(dict.fromkeys(f.code for f in result.flags))
     fig.suptitle(
-        f"{title} — {result.verdict.upper()}",
+        f"{title} — {result.verdict.upper()}" + (f": {codes}" if codes else ""),
         color=_VERDICT_COLOUR[result.verdict],
         fontsize=11,
         fontweight="bold",

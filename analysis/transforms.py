@@ -119,15 +119,26 @@ def make_transform(
     return Logicle(T, W, M, A)
 
 
-def decade_ticks(transform: Arcsinh | Logicle, top: float) -> tuple[list[float], list[str]]:
-    """Axis ticks at 0 and ±10^k (k ≥ 2) in transformed units, with their data labels."""
-    values = [0.0] + [10.0**k for k in range(2, 8) if 10.0**k <= top * 1.5]
-    values = [-1000.0, *values]
-    positions = transform.forward(np.array(values)).tolist()
+def decade_ticks(
+    transform: Arcsinh | Logicle, low: float, high: float
+) -> tuple[list[float], list[str]]:
+    """Axis ticks at 0 and ±10^k within [low, high] data units, in transformed units, with
+    their labels; a tick closer than 6 % of the axis to one already placed is left out."""
+    span = float(transform.forward(np.array([high]))[0] - transform.forward(np.array([low]))[0])
+    candidates = [0.0]
+    for k in range(1, 9):
+        candidates += [v for v in (10.0**k, -(10.0**k)) if low <= v <= high]
+    kept: list[tuple[float, float]] = []
+    for value in candidates:
+        position = float(transform.forward(np.array([value]))[0])
+        if all(abs(position - p) >= 0.06 * span for _, p in kept):
+            kept.append((value, position))
+    kept.sort(key=lambda vp: vp[1])
     labels = [
-        "−10³" if v < 0 else "0" if v == 0 else f"10{_sup(int(math.log10(v)))}" for v in values
+        "0" if v == 0 else f"{'−' if v < 0 else ''}10{_sup(round(math.log10(abs(v))))}"
+        for v, _ in kept
     ]
-    return positions, labels
+    return [p for _, p in kept], labels
 
 
 def _sup(k: int) -> str:

@@ -429,3 +429,26 @@ def read_fcs_bytes_layout(raw: bytes) -> int:
     layout = read_fcs_bytes(raw, Path("x.fcs")).primary.layout
     assert layout is not None
     return layout.begin
+
+
+def test_a_tube_without_events_is_reported_not_raised(tmp_path: Path) -> None:
+    write_experiment(tmp_path, {"s": SampleSpec(seed=61)})
+    empty = simulate(SampleSpec(events=0, seed=62), {"annexin", "pi"})
+    (tmp_path / "empty.fcs").write_bytes(fcs_bytes(empty))
+    batch = analyze_fcs_batch(sorted(tmp_path.glob("*.fcs")), report_dir=tmp_path / "out")
+    r = next(r for r in batch.results if Path(r.path).name == "empty.fcs")
+    assert r.populations is None and r.verdict == "fail"
+    assert any(f.code == "few_events" and f.severity == "critical" for f in r.flags)
+    json.dumps(r.to_dict(), allow_nan=False)
+    assert Path(r.report["png"]).exists()
+
+
+def test_other_detectors_compensation_controls_are_left_out(tmp_path: Path) -> None:
+    write_experiment(tmp_path, {"s": SampleSpec(seed=63)})
+    other = simulate(SampleSpec(events=2000, seed=64), {"annexin"})
+    (tmp_path / "Compensation Controls_APC-A Stained Control.fcs").write_bytes(fcs_bytes(other))
+    batch = analyze_fcs_batch(sorted(tmp_path.glob("*.fcs")))
+    assert [Path(p).name for p, _ in batch.skipped] == [
+        "Compensation Controls_APC-A Stained Control.fcs"
+    ]
+    assert len(batch.results) == 4
