@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int
             raise FormatError("free-format ASCII data without $TOT", source=source)
         tot = segment.length // per_event
         warnings.append(f"no $TOT: {tot} events from the DATA segment length")
-        segment = type(segment)(segment.begin, tot * per_event, segment.source, segment.note)
+        segment = replace(segment, length=tot * per_event)
     events, masked = decode(buf, segment, tot, columns, datatype, order, source)
     spillover, spill_notes = find_spillover(kw, parameters)
     warnings += spill_notes
