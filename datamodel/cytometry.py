@@ -112,7 +112,8 @@ class FcsDataset:
 
     version: str  # "FCS3.1"
     parameters: list[FcsParameter]
-    events: npt.NDArray[Any]  # events × parameters, raw stored values (read-only view)
+    events: npt.NDArray[Any]  # events × parameters, raw stored values (often a view of the
+    # file's bytes: treat as read-only)
     keywords: dict[str, str] = field(default_factory=dict)  # keys upper-cased
     spillover: Spillover | None = None
     layout: DataLayout | None = None

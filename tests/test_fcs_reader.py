@@ -416,3 +416,49 @@ def test_messages_never_quote_a_non_finite_number(key: str, value: str) -> None:
         read_fcs_bytes(raw, Path("case.fcs"))
     words = str(err.value).lower().replace("'", " ").split()
     assert "inf" not in words and "nan" not in words and "-inf" not in words
+
+
+def test_supplemental_text_adds_keywords_without_overriding() -> None:
+    data = np.arange(20, dtype=np.float64).reshape(10, 2)
+    params = _params([16, 16], [1024, 1024])
+    placeholder = {"$BEGINSTEXT": "0" * 12, "$ENDSTEXT": "0" * 12, "$FIL": "primary.fcs"}
+    first = build_dataset(data, params, datatype="I", keywords=placeholder)
+    extra = b"/$SRC/from supplemental/$FIL/not this one/"
+    offsets = {
+        "$BEGINSTEXT": f"{len(first):012d}",
+        "$ENDSTEXT": f"{len(first) + len(extra) - 1:012d}",
+    }
+    raw = build_dataset(data, params, datatype="I", keywords={**placeholder, **offsets}) + extra
+    d = read_fcs_bytes(raw, Path("stext.fcs")).primary
+    assert d.keywords["$SRC"] == "from supplemental"
+    assert d.keywords["$FIL"] == "primary.fcs"
+    assert np.array_equal(d.events, data)
+
+
+def test_ascii_data_fixed_width_and_free_format() -> None:
+    data = np.random.default_rng(8).integers(0, 10_000, size=(25, 3)).astype(np.float64)
+    params = [Param(f"P{k}", None, 6, 10_000) for k in range(3)]
+    fixed = build_dataset(data, params, version="FCS3.0", datatype="A")
+    assert np.array_equal(read_fcs_bytes(fixed, Path("a.fcs")).primary.events, data)
+    # the same bytes (every field starts with a space) declared free-format: $PnB = *
+    free = build_dataset(
+        data, params, version="FCS3.0", datatype="A", keywords={f"$P{k}B": "*" for k in (1, 2, 3)}
+    )
+    d = read_fcs_bytes(free, Path("b.fcs")).primary
+    assert np.array_equal(d.events, data) and d.parameters[0].bits is None
+
+
+@pytest.mark.parametrize("value", ["3²", "³2", "١٢", "16\u00a0"])
+def test_bit_widths_with_unicode_digits_are_a_format_error(value: str) -> None:
+    """fuzz: str.isdigit() accepted '3²', which int() then refused (a ValueError escaped)."""
+    data = np.zeros((5, 2))
+    raw = build_dataset(
+        data, _params([16, 16], [1024, 1024]), datatype="I", keywords={"$P1B": value}
+    )
+    assert _outcome(raw) in ("format", "ok")
+    for key in ("$TOT", "$PAR", "$NEXTDATA", "$BYTEORD", "$BEGINDATA"):
+        _outcome(
+            build_dataset(
+                data, _params([16, 16], [1024, 1024]), datatype="I", keywords={key: value}
+            )
+        )

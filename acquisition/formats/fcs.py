@@ -26,6 +26,7 @@ from acquisition.formats.fcs_spill import find_spillover
 from acquisition.formats.fcs_text import (
     HEADER_BYTES,
     Buffer,
+    digits,
     float_keyword,
     int_keyword,
     merge_supplemental,
@@ -57,19 +58,29 @@ def read_fcs(path: str | Path, data: Buffer | None = None) -> CytometryFile:
     return read_fcs_bytes(data, source)
 
 
+PAGE = 4096
+
+
 def _read_whole(source: Path) -> memoryview:
-    """The file in one uninitialised numpy buffer (no zero-fill pass, unbuffered reads):
-    as fast as ``numpy.fromfile``, and the events arrays are views into it."""
+    """The file in one uninitialised numpy buffer (no zero-fill pass, unbuffered reads),
+    placed so that the DATA segment the HEADER names starts on a page boundary: the kernel
+    then copies the events as fast as ``numpy.fromfile`` does, and the events arrays are
+    aligned views into the buffer."""
     try:
         with source.open("rb", buffering=0) as fh:
             size = fh.seek(0, 2)
-            fh.seek(0)
             if size > MAX_BYTES:
                 raise FormatError(
                     f"{size} bytes is too large for an FCS file (limit {MAX_BYTES})",
                     source=source,
                 )
-            buffer = np.empty(size, dtype=np.uint8).data
+            fh.seek(26)
+            field = fh.read(8).strip()
+            data_start = int(field) if field.isdigit() else 0
+            fh.seek(0)
+            raw = np.empty(size + PAGE, dtype=np.uint8)
+            shift = (-(raw.ctypes.data + data_start)) % PAGE
+            buffer = raw.data[shift : shift + size]
             got = 0
             while got < size:
                 n = fh.readinto(buffer[got:])
@@ -89,7 +100,7 @@ def read_fcs_bytes(buf: Buffer, source: Path) -> CytometryFile:
     datasets: list[FcsDataset] = []
     base = 0
     while True:
-        dataset, nextdata = _read_dataset(buf, base, source)
+        dataset, nextdata = _read_dataset(buf, base, source, datasets)
         datasets.append(dataset)
         if nextdata == 0:
             break
@@ -117,7 +128,9 @@ def read_fcs_bytes(buf: Buffer, source: Path) -> CytometryFile:
     return CytometryFile(format="fcs", datasets=datasets, metadata=metadata)
 
 
-def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int]:
+def _read_dataset(
+    buf: Buffer, base: int, source: Path, earlier: list[FcsDataset]
+) -> tuple[FcsDataset, int]:
     header = parse_header(buf, base, source)
     if header.text == (0, 0):
         raise FormatError("the HEADER gives no TEXT segment offsets", source=source)
@@ -164,10 +177,16 @@ def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int
         tot = segment.length // per_event
         warnings.append(f"no $TOT: {tot} events from the DATA segment length")
         segment = replace(segment, length=tot * per_event)
-    events, masked = decode(buf, segment, tot, columns, datatype, order, source)
+    nextdata = _nextdata(kw, source)
+    alone = nextdata == 0 and not any(
+        d.layout is not None
+        and d.layout.begin < segment.begin + segment.length
+        and segment.begin < d.layout.begin + d.layout.length
+        for d in earlier
+    )  # the last dataset, sharing no bytes with the others: its events may be masked in place
+    events, masked = decode(buf, segment, tot, columns, datatype, order, source, in_place=alone)
     spillover, spill_notes = find_spillover(kw, parameters)
     warnings += spill_notes
-    nextdata = _nextdata(kw, source)
     layout = DataLayout(
         datatype=datatype,  # type: ignore[arg-type]
         byteorder=order,
@@ -192,7 +211,7 @@ def _read_dataset(buf: Buffer, base: int, source: Path) -> tuple[FcsDataset, int
 
 def _nextdata(kw: dict[str, str], source: Path) -> int:
     value = kw.get("$NEXTDATA", "0").strip() or "0"
-    if not value.isdigit():
+    if not digits(value):
         raise FormatError(f"$NEXTDATA={quoted(value, 20)} is not an offset", source=source)
     return int(value)
 
@@ -214,7 +233,7 @@ def _parameters(
         bits: int | None
         if raw_bits == "*" and datatype == "A":
             bits = None
-        elif raw_bits.isdigit() and 0 < int(raw_bits) <= (_MAX_BITS if datatype != "A" else 64):
+        elif digits(raw_bits) and 0 < int(raw_bits) <= (_MAX_BITS if datatype != "A" else 64):
             bits = int(raw_bits)
         else:
             raise FormatError(

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from acquisition.formats.fcs_text import HEADER_BYTES, Buffer, Header, quoted
+from acquisition.formats.fcs_text import HEADER_BYTES, Buffer, Header, digits, quoted
 from errors import FormatError, IncompleteFileError
 
 Order = Literal["little", "big"]
@@ -50,10 +50,10 @@ class Segment:
 
 def byte_order(value: str, source: Path) -> Order:
     """``$BYTEORD``: 1,2,3,4 / 1,2 → little; 4,3,2,1 / 2,1 → big; anything else refused."""
-    digits = [d.strip() for d in value.split(",")]
-    if not all(d.isdigit() for d in digits) or len(digits) < 1:
+    parts = [d.strip() for d in value.split(",")]
+    if not all(digits(d) for d in parts) or len(parts) > 8:
         raise FormatError(f"$BYTEORD={quoted(value, 20)} is not a byte order", source=source)
-    numbers = [int(d) for d in digits]
+    numbers = [int(d) for d in parts]
     if numbers == sorted(numbers) and numbers == list(range(1, len(numbers) + 1)):
         return "little"
     if numbers == sorted(numbers, reverse=True) and sorted(numbers) == list(
@@ -161,7 +161,7 @@ def locate(
 
 def _offset(keywords: dict[str, str], key: str) -> int | None:
     value = keywords.get(key, "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if digits(value) else None
 
 
 def decode(
@@ -172,10 +172,14 @@ def decode(
     datatype: str,
     order: Order,
     source: Path,
+    *,
+    in_place: bool = False,
 ) -> tuple[npt.NDArray[Any], tuple[int, ...]]:
     """Events × parameters of raw stored values, and the 1-based parameters that were masked.
 
     The caller has checked that ``segment`` lies inside ``buf`` and holds ``n_events``.
+    ``in_place`` lets the masking write into ``buf`` (a writable buffer no other dataset
+    reads), saving a copy of the events.
     """
     if datatype == "A":
         return _ascii(buf, segment, n_events, columns, source), ()
@@ -189,11 +193,13 @@ def decode(
         return _native(events.reshape(n_events, len(columns))), ()
     if len(set(widths)) == 1 and widths[0] in (1, 2, 4, 8):
         dtype = np.dtype(f"{prefix}u{widths[0]}")
-        events = np.frombuffer(buf, dtype=dtype, count=count, offset=segment.begin)
-        events = _native(events.reshape(n_events, len(columns)))
+        view = np.frombuffer(buf, dtype=dtype, count=count, offset=segment.begin)
+        events = _native(view.reshape(n_events, len(columns)))
+        owned = not np.may_share_memory(events, view)  # byte-swapped: a copy we own
     else:
         events = _mixed(buf, segment.begin, n_events, widths, per_event, prefix)
-    return _mask(events, columns)
+        owned = True
+    return _mask(events, columns, writable=owned or (in_place and events.flags.writeable))
 
 
 def _native(events: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -242,9 +248,10 @@ def _mixed(
 
 
 def _mask(
-    events: npt.NDArray[Any], columns: list[Column]
+    events: npt.NDArray[Any], columns: list[Column], *, writable: bool
 ) -> tuple[npt.NDArray[Any], tuple[int, ...]]:
-    """AND every integer column with 2^ceil(log2 $PnR) − 1 where that is below its width."""
+    """AND every integer column with 2^ceil(log2 $PnR) − 1 where that is below its width
+    (into ``events`` itself when it may be written, else into a new array)."""
     all_ones = (1 << (events.dtype.itemsize * 8)) - 1
     masks = np.full(len(columns), all_ones, dtype=events.dtype)
     masked: list[int] = []
@@ -255,6 +262,8 @@ def _mask(
             masked.append(k + 1)
     if not masked:
         return events, ()
+    if writable and events.flags.writeable:
+        return np.bitwise_and(events, masks, out=events), tuple(masked)
     return np.bitwise_and(events, masks), tuple(masked)
 
 

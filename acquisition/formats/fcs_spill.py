@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from acquisition.formats.fcs_text import quoted
+from acquisition.formats.fcs_text import digits, quoted
 from datamodel.cytometry import FcsParameter, Spillover
 
 SPILLOVER_KEYS = ("$SPILLOVER", "SPILL", "$SPILL", "SPILLOVER")
@@ -86,7 +86,7 @@ def _resolve(name: str, parameters: Sequence[FcsParameter]) -> str | None:
     labelled = [p for p in parameters if p.label is not None and p.label == text]
     if len(labelled) == 1:
         return labelled[0].name
-    if text.isdigit() and 1 <= int(text) <= len(parameters):
+    if digits(text) and 1 <= int(text) <= len(parameters):
         return parameters[int(text) - 1].name
     return None
 
@@ -96,7 +96,7 @@ def _named_matrix(
 ) -> tuple[Spillover | None, str]:
     tokens = value.split(",")
     head = tokens[0].strip()
-    if not head.isdigit() or int(head) < 1:
+    if not digits(head) or int(head) < 1:
         return None, f"starts with {quoted(head, 20)}, not a channel count"
     n = int(head)
     if n > len(parameters):
@@ -122,7 +122,7 @@ def _named_matrix(
 def _comp(value: str, parameters: Sequence[FcsParameter]) -> tuple[Spillover | None, str]:
     tokens = value.split(",")
     head = tokens[0].strip()
-    if not head.isdigit() or not 1 <= int(head) <= len(parameters):
+    if not digits(head) or not 1 <= int(head) <= len(parameters):
         return None, f"starts with {quoted(head, 20)}, not a parameter count"
     n = int(head)
     values = _numbers(tokens[1 : 1 + n * n])

@@ -76,6 +76,11 @@ def parse_header(buf: Buffer, base: int, source: Path) -> Header:
     )
 
 
+def digits(text: str) -> bool:
+    """ASCII digits only (str.isdigit also takes '²' and other digits int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 _NON_FINITE = re.compile(r"(?<![a-z])(nan|inf)(?![a-z])", re.IGNORECASE)
 
 
@@ -197,7 +202,7 @@ def int_keyword(
         if default is None:
             raise FormatError(f"required keyword {key} is missing", source=source)
         return default
-    if not value.isdigit():
+    if not digits(value):
         if default is not None and key in _LENIENT:
             return default
         raise FormatError(f"keyword {key}={quoted(value, 30)} is not a whole number", source=source)
