@@ -190,7 +190,10 @@ def analyze_fcs_batch(
     channels or controls cannot be resolved."""
     th = thresholds or CytometryDefaults()
     datasets: dict[Path, FcsDataset] = {}
-    for raw in paths:
+    given = [Path(p) for p in paths]
+    known = {p.resolve() for p in given}
+    given += [Path(c) for c in (controls or {}).values() if Path(c).resolve() not in known]
+    for raw in dict.fromkeys(given):  # a --control file not among the inputs joins them
         path = Path(raw)
         cf = files[path] if files is not None and path in files else read_fcs(path)
         datasets[path] = cf.primary  # a tube without events is analysed: few_events says so

@@ -195,6 +195,10 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _percent(value: Any) -> str:
+    return f"{float(value):.1f}" if isinstance(value, int | float) else "—"
+
+
 CSV_FIELDS = [
     "path",
     "role",
@@ -319,7 +323,7 @@ def _html(results: list[CytometryResult], name: str, sections: list[str]) -> str
     rows = []
     for r in results:
         pops = "".join(
-            f"<td>{_num((r.populations or {}).get(p, {}).get('percent'), 3)}</td>"
+            f"<td>{_percent((r.populations or {}).get(p, {}).get('percent'))}</td>"
             for p in POPULATIONS
         )
         g = r.gates

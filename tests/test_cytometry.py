@@ -361,6 +361,19 @@ def test_controls_are_found_by_keyword_stem_and_facsdiva_names(tmp_path: Path) -
         find_roles(datasets, channels, controls={"pi_only": tmp_path / "nope.fcs"})
 
 
+def test_a_control_given_explicitly_joins_the_batch(tmp_path: Path) -> None:
+    exp = write_experiment(
+        tmp_path, {"s": SampleSpec(seed=71)}, control_names={"pi_only": "tube 3"}
+    )
+    pi_tube = exp.controls["pi_only"]
+    others = [p for p in sorted(tmp_path.glob("*.fcs")) if p != pi_tube]
+    batch = analyze_fcs_batch(others, controls={"pi_only": pi_tube})
+    assert batch.roles[str(pi_tube)] == "pi_only (--control)"
+    sample = next(r for r in batch.results if r.role == "sample")
+    assert "missing_controls" not in [f.code for f in sample.flags]
+    assert sample.compensation["source"] == "file"
+
+
 def test_report_writes_png_html_csv_json(tmp_path: Path) -> None:
     write_experiment(tmp_path / "in", {"mid": SPECS["mid"], "clogged": SPECS["clogged"]})
     batch = analyze_fcs_batch(
