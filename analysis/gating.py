@@ -61,7 +61,7 @@ def saturation_gate(
         if v.dtype.kind == "f":
             invalid |= ~np.isfinite(v)
         if top > 0:
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):  # a $PnR beyond float32: inf
                 hit = v >= top
             if out:
                 per_channel[name] = int(hit.sum())

@@ -465,3 +465,18 @@ def test_other_detectors_compensation_controls_are_left_out(tmp_path: Path) -> N
         "Compensation Controls_APC-A Stained Control.fcs"
     ]
     assert len(batch.results) == 4
+
+
+def test_a_range_beyond_float32_does_not_warn(tmp_path: Path) -> None:
+    """fuzz: $PnR = 1e308 on float32 data overflowed when compared with the events."""
+    import warnings
+
+    sim = simulate(SampleSpec(events=3000, seed=81), {"annexin", "pi"})
+    raw = fcs_bytes(sim).replace(b"/$P2R/262144/", b"/$P2R/1e+308/")
+    assert b"1e+308" in raw
+    path = tmp_path / "wide.fcs"
+    path.write_bytes(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = analyze_fcs_batch([path]).results[0]
+    assert r.gates["saturated"]["scatter_kept"]["FSC-A"] == 0
