@@ -480,3 +480,33 @@ def test_a_range_beyond_float32_does_not_warn(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         r = analyze_fcs_batch([path]).results[0]
     assert r.gates["saturated"]["scatter_kept"]["FSC-A"] == 0
+
+
+SMALL_SAMPLE = fcs_bytes(simulate(SampleSpec(events=1500, seed=91), {"annexin", "pi"}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 7)), min_size=1, max_size=12))
+def test_damaged_events_never_break_the_analysis(
+    tmp_path_factory: pytest.TempPathFactory, flips: list[tuple[float, int]]
+) -> None:
+    """Bit flips in the DATA segment (NaN, inf, huge or negative values): the analysis runs
+    without numpy warnings and gives plain JSON, or fails with a one-line project error."""
+    import warnings
+
+    from errors import PlatewatchError
+
+    raw = bytearray(SMALL_SAMPLE)
+    start = len(raw) - 1500 * 6 * 4
+    for where, bit in flips:
+        raw[start + int(where * (len(raw) - start - 1))] ^= 1 << bit
+    path = tmp_path_factory.mktemp("flipped") / "s.fcs"
+    path.write_bytes(bytes(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            batch = analyze_fcs_batch([path])
+        except PlatewatchError as exc:
+            assert "\n" not in str(exc)
+            return
+    json.dumps(batch.to_dicts(), allow_nan=False)
