@@ -26,10 +26,6 @@ GENERIC_PRIORITY = 90  # readers at or above this accept any grid: vendor checks
 UNSUPPORTED: tuple[tuple[str, Callable[[str, Sample], bool]], ...] = ()
 
 
-def _is_fcs(data: bytes) -> bool:
-    return data[:3] == b"FCS" and data[3:6].replace(b".", b"").isdigit()
-
-
 def _text_head(sample: Sample, limit: int = 4000) -> str:
     if sample.is_zip:
         return "\n".join(
@@ -40,12 +36,6 @@ def _text_head(sample: Sample, limit: int = 4000) -> str:
 
 
 def _refuse_unsupported(sample: Sample) -> None:
-    if _is_fcs(sample.data) and not any(r.kind == "cytometry" for r in READERS):
-        raise FormatError(
-            "an FCS cytometry file: plate analysis cannot read it (cytometry support is "
-            "not built yet)",
-            source=sample.path,
-        )
     try:
         head = _text_head(sample)
     except FormatError:
