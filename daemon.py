@@ -137,7 +137,9 @@ class Daemon:
         self.dispatcher = Dispatcher(self.store, self.settings)
         self.dispatcher.start()
         threading.Thread(target=self._relay_alert_bell, name="alert-bell", daemon=True).start()
-        self.capturer = Capturer(self.store, state)
+        self.capturer = Capturer(
+            self.store, state, delays={"cytometry": self.settings.cytometry.quiet_seconds}
+        )
         self.watcher = Watcher(
             self.capturer,
             self._on_captured,

@@ -116,9 +116,14 @@ def _write_durably(dest: Path, data: bytes) -> None:
 class Capturer:
     """Captures files for one store and state directory (thread-safe: no shared state)."""
 
-    def __init__(self, store: Store, state_dir: Path) -> None:
+    def __init__(
+        self, store: Store, state_dir: Path, delays: Mapping[str, float] | None = None
+    ) -> None:
         self.store = store
         self.state_dir = state_dir
+        self.delays = dict(
+            delays or {}
+        )  # kind → seconds its analysis waits (cytometry: quiet time)
 
     def known(self, instrument: str) -> set[tuple[str, int, int]]:
         """(path, size, mtime_ns) of every file already captured for ``instrument``."""
@@ -205,7 +210,12 @@ class Capturer:
                     kind=kind,
                     captured_at=utc_now(self.store.clock),
                 )
-                enqueue(conn, capture_id, clock=self.store.clock)
+                enqueue(
+                    conn,
+                    capture_id,
+                    clock=self.store.clock,
+                    at=self.store.now() + self.delays.get(kind, 0.0),
+                )
                 if on_stored is not None:
                     on_stored(conn, capture_id)
         except IntegrityError:

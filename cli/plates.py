@@ -41,11 +41,8 @@ def parse(files: tuple[Path, ...], as_json: bool) -> None:
         try:
             data = load_bytes(path)
             export = read_any(path, data)
-            record = {
-                "path": str(path),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                **_export_record(export),
-            }
+            sha = hashlib.sha256(data).hexdigest()
+            record = {"path": str(path), "sha256": sha, **_export_record(export, str(path), sha)}
         except PlatewatchError as exc:
             status = worst(status, bad_input(path, exc, as_json))
             continue
@@ -59,11 +56,11 @@ def parse(files: tuple[Path, ...], as_json: bool) -> None:
     sys.exit(status)
 
 
-def _export_record(export: Any) -> dict[str, Any]:
+def _export_record(export: Any, path: str, sha: str) -> dict[str, Any]:
     if export.kind == "cytometry":
         from acquisition.formats.fcs import fcs_record
 
-        return fcs_record(export)  # type: ignore[no-any-return]
+        return fcs_record(export, path=path, sha256=sha)
     return {
         "format": export.format,
         "instrument": export.instrument,
@@ -79,8 +76,10 @@ def _print_export(path: Path, record: dict[str, Any]) -> None:
     if "datasets" in record:
         click.echo(f"{path}: {record['format']}")
         for n, ds in enumerate(record["datasets"]):
-            names = ", ".join(p["name"] for p in ds["parameters"])
-            click.echo(f"  dataset {n + 1}: {ds['version']}, {ds['events']} events, {names}")
+            names = ", ".join(
+                p["name"] + (f"={p['label']}" if p.get("label") else "") for p in ds["parameters"]
+            )
+            click.echo(f"  dataset {n + 1}: {ds['version']}, {ds['events']} events: {names}")
         return
     model = (record.get("instrument") or {}).get("model") or "unknown reader"
     click.echo(f"{path}: {record['format']}, {model}")
@@ -217,12 +216,26 @@ def _fail_on_values(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--config", type=click.Path(path_type=Path), help="Config file (thresholds, wavelengths)."
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per plate (JSONL).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plate or tube (JSONL).")
 @click.option(
     "--fail-on",
     "fail_on",
     multiple=True,
-    help="Exit 1 when a plate's verdict reaches 'warn' or 'fail', or when a flag code given here is raised.",
+    help="Exit 1 when a verdict reaches 'warn' or 'fail', or when a flag code given here is raised.",
+)
+@click.option(
+    "--channel",
+    "channel_opts",
+    multiple=True,
+    metavar="ROLE=NAME",
+    help="FCS: the channel ($PnN) of annexin, pi (or fsc_a, fsc_h, fsc_w, ssc_a, time).",
+)
+@click.option(
+    "--control",
+    "control_opts",
+    multiple=True,
+    metavar="ROLE=FILE",
+    help="FCS: a control tube: unstained, annexin_only, pi_only or untreated.",
 )
 def analyze(
     files: tuple[Path, ...],
@@ -231,8 +244,11 @@ def analyze(
     config: Path | None,
     as_json: bool,
     fail_on: tuple[str, ...],
+    channel_opts: tuple[str, ...],
+    control_opts: tuple[str, ...],
 ) -> None:
-    """Analyse plates: blank correction, % of untreated, LL.4 fits, QC flags, a verdict.
+    """Analyse plates (blank correction, % of untreated, LL.4 fits, QC flags, a verdict) and
+    FCS files (given together: one Annexin V/PI batch whose controls are found among them).
 
     The layout is --layout if given, else the file's sidecar `<stem>.layout.toml`; the
     layout used is named in the output. Exit 0 ok, 1 when --fail-on matches, 2 bad input.
@@ -244,10 +260,16 @@ def analyze(
         fail(f"{layout}: --layout: {'is a directory' if layout.is_dir() else 'file not found'}")
     from acquisition.pipeline import analyze_file, report_name
 
+    fcs_files = [p for p in files if _looks_like_fcs(p)]
+    plate_files = [p for p in files if p not in fcs_files]
     status = 0
     found = False
+    if fcs_files or control_opts:
+        status, found = _analyze_fcs(
+            fcs_files, settings, reports, as_json, levels, channel_opts, control_opts
+        )
     used_names: set[str] = set()
-    for path in files:
+    for path in plate_files:
         try:
             analysed = analyze_file(path, settings, layout=layout)
             for item in analysed:
@@ -269,6 +291,78 @@ def analyze(
         except Exception as exc:
             status = worst(status, internal_error(path, exc, as_json))
     sys.exit(worst(status, EXIT_FINDING if found else 0))
+
+
+def _looks_like_fcs(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(10)
+    except OSError:
+        return False  # the plate path reports why it cannot be read
+    return head[:3] == b"FCS" and head[3:6].replace(b".", b"").isdigit()
+
+
+def _pairs(options: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in options:
+        role, sep, value = item.partition("=")
+        if not sep or not role.strip() or not value.strip():
+            fail(f"{option}: {item!r} is not ROLE=VALUE")
+        out[role.strip()] = value.strip()
+    return out
+
+
+def _analyze_fcs(
+    paths: list[Path],
+    settings: Any,
+    reports: Path | None,
+    as_json: bool,
+    levels: tuple[str, ...],
+    channel_opts: tuple[str, ...],
+    control_opts: tuple[str, ...],
+) -> tuple[int, bool]:
+    """One Annexin V/PI batch; (exit status, whether --fail-on matched)."""
+    from acquisition.cytometry import analyze_fcs_batch
+
+    channels = _pairs(channel_opts, "--channel")
+    controls = {role: Path(p) for role, p in _pairs(control_opts, "--control").items()}
+    cyto = settings.cytometry
+    patterns = cyto.control_patterns
+    try:
+        batch = analyze_fcs_batch(
+            paths,
+            channels=channels,
+            controls=controls,
+            thresholds=cyto,
+            patterns={k: tuple(v) for k, v in patterns.items()} if patterns else None,
+            report_dir=reports,
+        )
+    except PlatewatchError as exc:
+        return bad_input(paths[0] if paths else "FCS batch", exc, as_json), False
+    except Exception as exc:
+        return internal_error(paths[0] if paths else None, exc, as_json), False
+    for path, why in batch.skipped:
+        click.echo(f"platewatch: {path}: left out of the batch: {why}", err=True)
+    found = False
+    for result in batch.results:
+        record = result.to_dict()
+        if _fails(record["verdict"], [f["code"] for f in record["flags"]], levels):
+            found = True
+        if as_json:
+            emit(record)
+            continue
+        pops = record["populations"]
+        shares = ", ".join(
+            f"{k.replace('_', ' ')} {v['percent']:.1f} %"
+            for k, v in pops.items()
+            if v.get("percent") is not None
+        )
+        click.echo(f"{record['path']} [{record['role']}]: {record['verdict'].upper()}  {shares}")
+        for flag in record["flags"]:
+            click.echo(f"  [{flag['severity']}] {flag['code']}: {flag['message']}")
+        if record.get("report"):
+            click.echo(f"  report: {record['report']}")
+    return 0, found
 
 
 def _printed(record: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,9 @@ class WatchSettings(_Strict):
     kind: Literal["auto", "plate", "cytometry"] = "auto"
     layout: Path | None = None
     format: str | None = None  # a reader name instead of sniffing (e.g. "allotropy:VENDOR")
+    channels: dict[str, str] = Field(
+        default_factory=dict
+    )  # cytometry: {annexin = "BL1-A", pi = "BL3-A"}
     stable_seconds: float = Field(2.0, ge=0)
     polling: bool = False
     ignore: list[str] = Field(default_factory=lambda: ["~$*", "*.tmp", "*.part"])
@@ -128,6 +131,35 @@ class QCSettings(_Strict):
     invalid_fraction_critical: float = Field(0.10, ge=0, le=1)
 
 
+class CytometrySettings(_Strict):
+    """Annexin V/PI gating and QC (analysis/cytometry_model.py CytometryDefaults documents
+    each; SCIENCE.md §7). Defaults are judgement calls."""
+
+    min_events: int = Field(2000, ge=1)  # fewer singlets than this: few_events
+    saturated_max: float = Field(0.01, ge=0, le=1)  # events at the top of a channel
+    time_rate_drop: float = Field(0.25, ge=0, le=1)  # event-rate drop that marks a clog
+    time_shift_decades: float = Field(0.1, ge=0)  # scatter shift over time that marks one
+    instability_max: float = Field(0.02, ge=0, le=1)  # of events in unstable stretches
+    debris_fraction: float = Field(0.25, ge=0, le=1)
+    debris_max_fraction: float = Field(0.5, ge=0, le=1)
+    singlet_mads: float = Field(4.0, gt=0)  # FSC-A/FSC-H ratio within median ± this many MADs
+    control_percentile: float = Field(99.5, gt=50, lt=100)  # threshold from the other stain's tube
+    valley_min_fraction: float = Field(0.01, ge=0, le=1)
+    valley_max_depth: float = Field(0.8, gt=0, le=1)
+    threshold_method: Literal["valley", "control"] = "valley"  # which one samples use
+    threshold_margin: float = Field(5.0, ge=0)  # points apart: thresholds_disagree
+    viability_control_min: float = Field(70.0, ge=0, le=100)  # % live of the untreated sample
+    necrotic_max: float = Field(15.0, ge=0, le=100)
+    compensation: Literal["auto", "file", "controls", "none"] = "auto"
+    transform: Literal["arcsinh", "logicle"] = "arcsinh"
+    arcsinh_cofactor: float = Field(150.0, gt=0)
+    # regular expressions (on the file stem, TUBE NAME, $SRC, $FIL) that name the controls
+    control_patterns: dict[str, list[str]] | None = None  # None: the built-in patterns
+    quiet_seconds: float = Field(
+        30.0, ge=0
+    )  # an experiment is analysed this long after its last file
+
+
 class Settings(_Strict):
     service: ServiceSettings = ServiceSettings()
     store: StoreSettings = StoreSettings()
@@ -137,3 +169,4 @@ class Settings(_Strict):
     web: WebSettings = WebSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     qc: QCSettings = QCSettings()
+    cytometry: CytometrySettings = CytometrySettings()

@@ -15,10 +15,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +34,14 @@ from acquisition.daemon_state import DaemonState, load_state
 from acquisition.store import Store
 from config.schema import Settings
 from monitoring.web import pages, queries
-from monitoring.web.security import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Access, csrf_ok, new_csrf
+from monitoring.web.security import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Access,
+    csrf_ok,
+    new_csrf,
+)
 
 HERE = Path(__file__).resolve().parent
 MAX_LAYOUT_UPLOAD = 256 * 1024
@@ -75,7 +89,10 @@ def create_app(ctx: WebContext) -> FastAPI:
         if ctx.access.needs_token and not path.startswith(("/static/", "/login")):
             bearer = request.headers.get("authorization", "")
             offered = bearer[7:] if bearer.lower().startswith("bearer ") else None
-            if not (ctx.access.token_ok(offered) or ctx.access.session_ok(request.cookies.get(SESSION_COOKIE))):
+            if not (
+                ctx.access.token_ok(offered)
+                or ctx.access.session_ok(request.cookies.get(SESSION_COOKIE))
+            ):
                 if path.startswith(api_paths):
                     return JSONResponse({"detail": "a token is required"}, status_code=401)
                 return RedirectResponse(f"/login?next={path}", status_code=303)
@@ -85,7 +102,12 @@ def create_app(ctx: WebContext) -> FastAPI:
                 return JSONResponse({"detail": "cross-origin request refused"}, status_code=403)
         response: Response = await call_next(request)
         if CSRF_COOKIE not in request.cookies:
-            response.set_cookie(CSRF_COOKIE, request.state.csrf if hasattr(request.state, "csrf") else new_csrf(), httponly=False, samesite="strict")
+            response.set_cookie(
+                CSRF_COOKIE,
+                request.state.csrf if hasattr(request.state, "csrf") else new_csrf(),
+                httponly=False,
+                samesite="strict",
+            )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -106,7 +128,9 @@ def create_app(ctx: WebContext) -> FastAPI:
     def require_change(request: Request, offered: str | None) -> None:
         if ctx.access.read_only:
             raise HTTPException(403, "this dashboard is read-only (platewatch serve)")
-        if not csrf_ok(request.cookies.get(CSRF_COOKIE), offered or request.headers.get(CSRF_HEADER)):
+        if not csrf_ok(
+            request.cookies.get(CSRF_COOKIE), offered or request.headers.get(CSRF_HEADER)
+        ):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
     def render(request: Request, name: str, **values: Any) -> HTMLResponse:
@@ -145,9 +169,9 @@ def create_app(ctx: WebContext) -> FastAPI:
     async def reanalyse(
         request: Request,
         result_id: int,
-        csrf: str = Form(""),
-        layout_name: str = Form(""),
-        layout_file: UploadFile | None = File(None),
+        csrf: Annotated[str, Form()] = "",
+        layout_name: Annotated[str, Form()] = "",
+        layout_file: Annotated[UploadFile | None, File()] = None,
     ) -> Response:
         require_change(request, csrf)
         detail = await run(queries.result_detail, ctx.store, result_id)
@@ -157,7 +181,9 @@ def create_app(ctx: WebContext) -> FastAPI:
             data = await layout_file.read(MAX_LAYOUT_UPLOAD + 1)
             if len(data) > MAX_LAYOUT_UPLOAD:
                 raise HTTPException(413, f"a layout is at most {MAX_LAYOUT_UPLOAD // 1024} kB")
-            layout = await run(pages.save_uploaded_layout, ctx.state_dir, layout_file.filename, data)
+            layout = await run(
+                pages.save_uploaded_layout, ctx.state_dir, layout_file.filename, data
+            )
         else:
             layout = pages.known_layouts(ctx.settings).get(layout_name)
             if layout is None:
@@ -175,7 +201,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         return render(request, "alerts_live.html", **(await run(pages.alerts, ctx.store)))
 
     @app.post("/alerts/{alert_id}/ack", include_in_schema=False)
-    async def ack_form(request: Request, alert_id: int, csrf: str = Form("")) -> Response:
+    async def ack_form(
+        request: Request, alert_id: int, csrf: Annotated[str, Form()] = ""
+    ) -> Response:
         require_change(request, csrf)
         await run(queries.acknowledge, ctx.store, alert_id, "dashboard")
         return RedirectResponse("/alerts", status_code=303)
@@ -217,14 +245,18 @@ def create_app(ctx: WebContext) -> FastAPI:
         return render(request, "login.html", next=next if next.startswith("/") else "/", error=None)
 
     @app.post("/login", include_in_schema=False)
-    async def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+    async def login(
+        request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+    ) -> Response:
         if not ctx.access.needs_token:
             return RedirectResponse("/", status_code=303)
         if not ctx.access.token_ok(token):
             return render(request, "login.html", next=next, error="wrong token")
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(SESSION_COOKIE, ctx.access.session_value(), httponly=True, samesite="strict")
+        response.set_cookie(
+            SESSION_COOKIE, ctx.access.session_value(), httponly=True, samesite="strict"
+        )
         return response
 
     # -- files (only inside the state directory) ----------------------------------------------
@@ -241,7 +273,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         detail = await run(queries.result_detail, ctx.store, result_id)
         if detail is None:
             raise HTTPException(404, f"no result {result_id}")
-        return _state_file(ctx, detail["archive_path"], "archived file", download=detail["file_name"])
+        return _state_file(
+            ctx, detail["archive_path"], "archived file", download=detail["file_name"]
+        )
 
     # -- API -----------------------------------------------------------------------------------
     @app.get("/api/health")
@@ -252,7 +286,11 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.get("/api/overview")
     async def api_overview() -> dict[str, Any]:
         data = await run(pages.overview, ctx.store, ctx.state())
-        return {k: v for k, v in data.items() if k in ("results", "instruments", "queue", "open_alerts", "daemon")}
+        return {
+            k: v
+            for k, v in data.items()
+            if k in ("results", "instruments", "queue", "open_alerts", "daemon")
+        }
 
     @app.get("/api/results")
     async def api_results(limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
@@ -315,7 +353,9 @@ def create_app(ctx: WebContext) -> FastAPI:
                     yield b": keep-alive\n\n"
                 await asyncio.sleep(ctx.poll_seconds)
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -327,15 +367,18 @@ def create_app(ctx: WebContext) -> FastAPI:
     return app
 
 
-def _state_file(ctx: WebContext, path: str | None, what: str, download: str | None = None) -> FileResponse:
+def _state_file(
+    ctx: WebContext, path: str | None, what: str, download: str | None = None
+) -> FileResponse:
     """A file the store names, served only when it lies inside the state directory."""
     if not path:
         raise HTTPException(404, f"no {what} yet")
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(ctx.state_dir) or not resolved.is_file():
         raise HTTPException(404, f"no {what}")
-    headers = {"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"}
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    }
     if download:
         return FileResponse(resolved, filename=download, headers=headers)
     return FileResponse(resolved, headers=headers)
-

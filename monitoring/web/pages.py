@@ -42,7 +42,13 @@ def overview(store: Store, state: DaemonState | None) -> dict[str, Any]:
     for name, status in online.items():
         if not any(r["instrument"] == name for r in instruments):
             instruments.append(
-                {"instrument": name, "captures": 0, "last_capture_at": None, "next_read_at": None, "status": status}
+                {
+                    "instrument": name,
+                    "captures": 0,
+                    "last_capture_at": None,
+                    "next_read_at": None,
+                    "status": status,
+                }
             )
     alerts = queries.open_alerts(store, 50)
     alerts.sort(key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), -a["id"]))
@@ -76,10 +82,21 @@ def plate(store: Store, result_id: int, settings: Settings) -> dict[str, Any] | 
     grid = body.get("grid")
     figure = None
     if grid:
-        figure = plate_map(grid, _flagged_wells(body.get("flags") or [], grid["rows"] * grid["cols"]), grid.get("unit") or "")
+        figure = plate_map(
+            grid,
+            _flagged_wells(body.get("flags") or [], grid["rows"] * grid["cols"]),
+            grid.get("unit") or "",
+        )
     curves = []
     for c in body.get("curves") or []:
-        curves.append(c | {"label": " × ".join(p for p in (c["group"].get("compound"), c["group"].get("cell_line")) if p)})
+        curves.append(
+            c
+            | {
+                "label": " × ".join(
+                    p for p in (c["group"].get("compound"), c["group"].get("cell_line")) if p
+                )
+            }
+        )
     return {
         "detail": detail,
         "body": body,
@@ -102,7 +119,10 @@ def known_layouts(settings: Settings) -> dict[str, Path]:
     for reader in settings.reader:
         if reader.layout is not None:
             found[reader.layout.name] = reader.layout
-    for folder in (settings.service.state_dir / "layouts", settings.service.state_dir / "layouts" / "uploads"):
+    for folder in (
+        settings.service.state_dir / "layouts",
+        settings.service.state_dir / "layouts" / "uploads",
+    ):
         if folder.is_dir():
             for path in sorted(folder.glob("*.toml")) + sorted(folder.glob("*.csv")):
                 found.setdefault(path.name, path)
@@ -149,9 +169,16 @@ def trends(store: Store) -> dict[str, Any]:
     for k, s in enumerate(queries.trends(store)):
         pts = s["points"]
         ic50 = [(p["at"], p["ic50"]) for p in pts if p["ic50"] is not None and p["ic50"] > 0]
-        zp = [(p["at"], p["z_prime"]) for p in pts if p["z_prime"] is not None and math.isfinite(p["z_prime"])]
+        zp = [
+            (p["at"], p["z_prime"])
+            for p in pts
+            if p["z_prime"] is not None and math.isfinite(p["z_prime"])
+        ]
         colour = PALETTE[k % len(PALETTE)]
-        band = (s["expected_low"] or 0.0, s["expected_high"] if s["expected_high"] is not None else math.inf)
+        band = (
+            s["expected_low"] or 0.0,
+            s["expected_high"] if s["expected_high"] is not None else math.inf,
+        )
         series.append(
             s
             | {
@@ -162,7 +189,9 @@ def trends(store: Store) -> dict[str, Any]:
                     x_is_time=True,
                     y_label="IC50",
                 ),
-                "z_chart": line_chart([Series("Z′", zp, "#555")], x_is_time=True, y_label="Z′", height=160),
+                "z_chart": line_chart(
+                    [Series("Z′", zp, "#555")], x_is_time=True, y_label="Z′", height=160
+                ),
                 "plates": len(pts),
             }
         )
@@ -199,13 +228,30 @@ def timecourse(store: Store, tc_id: int) -> dict[str, Any] | None:
     ]
     charts["growth"] = line_chart(growth, x_label="hours", y_label="signal")
     edge = summary.get("edge") or []
-    charts["edge"] = line_chart([Series("edge / interior", hours(edge, "ratio"), PALETTE[2])], x_label="hours", y_label="ring ratio", height=180)
+    charts["edge"] = line_chart(
+        [Series("edge / interior", hours(edge, "ratio"), PALETTE[2])],
+        x_label="hours",
+        y_label="ring ratio",
+        height=180,
+    )
     ic50_series = []
     for k, curve in enumerate(summary.get("ic50") or []):
-        pts = [(float(p["t_h"]), float(p["ic50"])) for p in curve.get("points", []) if p.get("ic50")]
+        pts = [
+            (float(p["t_h"]), float(p["ic50"])) for p in curve.get("points", []) if p.get("ic50")
+        ]
         lows = [p.get("ci", [None, None])[0] for p in curve.get("points", []) if p.get("ic50")]
         highs = [p.get("ci", [None, None])[1] for p in curve.get("points", []) if p.get("ic50")]
-        ic50_series.append(Series(str(curve.get("label", "curve")), pts, PALETTE[(k + 3) % len(PALETTE)], lows, highs))
-    missed = [((r["due_at"] - start) / 3600.0, f"read #{r['index']} missed") for r in tc["reads"] if r["state"] == "missed"]
-    charts["ic50"] = line_chart(ic50_series, log_y=True, x_label="hours", y_label="IC50", vlines=missed)
+        ic50_series.append(
+            Series(
+                str(curve.get("label", "curve")), pts, PALETTE[(k + 3) % len(PALETTE)], lows, highs
+            )
+        )
+    missed = [
+        ((r["due_at"] - start) / 3600.0, f"read #{r['index']} missed")
+        for r in tc["reads"]
+        if r["state"] == "missed"
+    ]
+    charts["ic50"] = line_chart(
+        ic50_series, log_y=True, x_label="hours", y_label="IC50", vlines=missed
+    )
     return {"tc": tc, "charts": charts, "when": when}
