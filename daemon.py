@@ -44,6 +44,7 @@ from monitoring.rules import (
     read_missed_alert,
     reader_alert,
 )
+from monitoring.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class Daemon:
         self._reload = threading.Event()
         self._last_progress = time.monotonic()
         self.generation = Generation(1, self.settings, self.settings.model_dump_json())
+        self._last_state: DaemonState | None = None
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +151,7 @@ class Daemon:
             self.watcher.add(watch)
         self.watcher.start()
         self._start_instruments(self.settings)
+        self._start_web()
         queued = self.watcher.rescan()
         self.watcher.check_pending()
         log.info("start-up rescan queued %d file(s)", queued)
@@ -184,6 +187,27 @@ class Daemon:
             if self._alert_bell.wait(timeout=0.5):
                 self._alert_bell.clear()
                 self.dispatcher.bell.set()
+
+    def _start_web(self) -> None:
+        """The dashboard in its own thread (a consumer: it never holds up capture)."""
+        self.web: WebServer | None = None
+        web = self.settings.web
+        if not web.enabled:
+            return
+        from monitoring.metrics import metrics_text
+        from monitoring.web.app import WebContext
+        from monitoring.web.security import access_for
+
+        ctx = WebContext(
+            store=self.store,
+            settings=self.settings,
+            access=access_for(web.bind, web.token, read_only=False),
+            state=lambda: self._last_state,
+            metrics=metrics_text(self.store, lambda: self._last_state),
+        )
+        self.web = WebServer(ctx, web.bind)
+        url = self.web.start()
+        log.info("dashboard at %s", url)
 
     def _start_instruments(self, settings: Settings) -> None:
         """The readers, their probes and the timecourse scheduler that drives them."""
@@ -369,9 +393,11 @@ class Daemon:
                 "scheduler": {
                     "ticks": self.scheduler.ticks,
                     "last_tick_at": self.scheduler.last_tick_at,
-                }
+                },
+                "web": self.web.state() if self.web is not None else None,
             },
         )
+        self._last_state = state
         try:
             state.write(self.settings.service.state_dir)
         except OSError as exc:
@@ -438,6 +464,8 @@ class Daemon:
         log.info("stopping: finishing in-flight jobs")
         self.watcher.stop()
         self._stop_instruments()
+        if self.web is not None:
+            self.web.stop()
         everyone = self._slots + self._retiring
         for slot in everyone:
             if slot.stop is not None:
@@ -460,4 +488,5 @@ def run_daemon(config_path: Path | None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
     return Daemon(load_config(config_path), config_path).run()

@@ -25,8 +25,14 @@ def run(config: Path | None) -> None:
     in-flight jobs and exits 0; SIGHUP reloads the configuration.
     """
     from daemon import run_daemon
+    from monitoring.web.security import access_for
 
-    load_settings(config)  # a bad config is one line and exit 2, before anything starts
+    settings = load_settings(config)  # a bad config is one line and exit 2, before anything starts
+    if settings.web.enabled:
+        try:
+            access_for(settings.web.bind, settings.web.token, read_only=False)
+        except PlatewatchError as exc:
+            fail(str(exc))
     try:
         sys.exit(run_daemon(config))
     except PlatewatchError as exc:

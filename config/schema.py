@@ -81,8 +81,9 @@ class ReaderSettings(_Strict):
 
 
 class WebSettings(_Strict):
-    bind: str = "127.0.0.1:8080"
-    token: str = ""
+    enabled: bool = True  # the daemon serves the dashboard (platewatch serve runs it alone)
+    bind: str = "127.0.0.1:8080"  # any non-loopback address requires a token
+    token: str = ""  # or the PLATEWATCH_TOKEN environment variable
 
 
 class AnalysisSettings(_Strict):

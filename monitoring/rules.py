@@ -65,7 +65,7 @@ def alerts_for_result(
         current = {f.code: f for f in finding.flags if f.severity != "info"}
         new = [f for code, f in current.items() if code not in open_codes]
         gone = [code for code in open_codes if code not in current]
-        what = "plate" if finding.kind == "plate" else finding.kind
+        what = "" if finding.kind == "plate" else f"{finding.kind} "
         for flag in new:
             _add(
                 conn,
@@ -75,7 +75,7 @@ def alerts_for_result(
                 code=flag.code,
                 severity=flag.severity,
                 kind="finding",
-                title=f"{what} {finding.name} {_TITLE_VERDICT.get(finding.verdict, finding.verdict)}",
+                title=f"{what}{finding.name} {_TITLE_VERDICT.get(finding.verdict, finding.verdict)}",
                 body=f"[{flag.severity}] {flag.code}: {flag.message}"
                 + (
                     f" Wells: {', '.join(flag.wells[:12])}{' …' if len(flag.wells) > 12 else ''}."
@@ -93,7 +93,7 @@ def alerts_for_result(
                 code=code,
                 severity=open_codes[code],
                 kind="resolved",
-                title=f"{what} {finding.name}: resolved",
+                title=f"{what}{finding.name}: resolved",
                 body=f"{code} is gone: the new export {capture.file_name} no longer shows it "
                 f"(verdict {finding.verdict}).",
                 capture_id=capture.id,

@@ -38,6 +38,8 @@ def write_config(
         "rescan_seconds = 2",
         "[store]",
         f'url = "{url or f"sqlite:///{state}/platewatch.db"}"',
+        "[web]",
+        'bind = "127.0.0.1:0"',
     ]
     for inbox in inboxes:
         lines += [

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -44,6 +45,8 @@ from monitoring.web.security import (
 )
 
 HERE = Path(__file__).resolve().parent
+RowId = Annotated[int, PathParam(ge=0, le=2**62)]  # a database id (SQLite integers are 64-bit)
+Limit = Annotated[int, Query(ge=1, le=2000)]
 MAX_LAYOUT_UPLOAD = 256 * 1024
 
 
@@ -152,14 +155,14 @@ def create_app(ctx: WebContext) -> FastAPI:
         return render(request, "overview_live.html", **data)
 
     @app.get("/plates/{result_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def plate_page(request: Request, result_id: int) -> HTMLResponse:
+    async def plate_page(request: Request, result_id: RowId) -> HTMLResponse:
         data = await run(pages.plate, ctx.store, result_id, ctx.settings)
         if data is None:
             raise HTTPException(404, f"no result {result_id}")
         return render(request, "plate.html", live=f"/fragment/plates/{result_id}", **data)
 
     @app.get("/fragment/plates/{result_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def plate_fragment(request: Request, result_id: int) -> HTMLResponse:
+    async def plate_fragment(request: Request, result_id: RowId) -> HTMLResponse:
         data = await run(pages.plate, ctx.store, result_id, ctx.settings)
         if data is None:
             raise HTTPException(404, f"no result {result_id}")
@@ -168,7 +171,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.post("/plates/{result_id}/reanalyse", include_in_schema=False)
     async def reanalyse(
         request: Request,
-        result_id: int,
+        result_id: RowId,
         csrf: Annotated[str, Form()] = "",
         layout_name: Annotated[str, Form()] = "",
         layout_file: Annotated[UploadFile | None, File()] = None,
@@ -202,7 +205,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.post("/alerts/{alert_id}/ack", include_in_schema=False)
     async def ack_form(
-        request: Request, alert_id: int, csrf: Annotated[str, Form()] = ""
+        request: Request, alert_id: RowId, csrf: Annotated[str, Form()] = ""
     ) -> Response:
         require_change(request, csrf)
         await run(queries.acknowledge, ctx.store, alert_id, "dashboard")
@@ -227,14 +230,14 @@ def create_app(ctx: WebContext) -> FastAPI:
         return render(request, "timecourses_live.html", **(await run(pages.timecourses, ctx.store)))
 
     @app.get("/timecourses/{tc_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def timecourse_page(request: Request, tc_id: int) -> HTMLResponse:
+    async def timecourse_page(request: Request, tc_id: RowId) -> HTMLResponse:
         data = await run(pages.timecourse, ctx.store, tc_id)
         if data is None:
             raise HTTPException(404, f"no timecourse {tc_id}")
         return render(request, "timecourse.html", live=f"/fragment/timecourses/{tc_id}", **data)
 
     @app.get("/fragment/timecourses/{tc_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def timecourse_fragment(request: Request, tc_id: int) -> HTMLResponse:
+    async def timecourse_fragment(request: Request, tc_id: RowId) -> HTMLResponse:
         data = await run(pages.timecourse, ctx.store, tc_id)
         if data is None:
             raise HTTPException(404, f"no timecourse {tc_id}")
@@ -261,7 +264,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     # -- files (only inside the state directory) ----------------------------------------------
     @app.get("/files/report/{result_id}.{ext}", include_in_schema=False)
-    async def report_file(result_id: int, ext: str) -> FileResponse:
+    async def report_file(result_id: RowId, ext: str) -> FileResponse:
         if ext not in ("png", "html"):
             raise HTTPException(404, "no such report file")
         detail = await run(queries.result_detail, ctx.store, result_id)
@@ -269,7 +272,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         return _state_file(ctx, report.get(ext), "report")
 
     @app.get("/files/archive/{result_id}", include_in_schema=False)
-    async def archive_file(result_id: int) -> FileResponse:
+    async def archive_file(result_id: RowId) -> FileResponse:
         detail = await run(queries.result_detail, ctx.store, result_id)
         if detail is None:
             raise HTTPException(404, f"no result {result_id}")
@@ -293,23 +296,25 @@ def create_app(ctx: WebContext) -> FastAPI:
         }
 
     @app.get("/api/results")
-    async def api_results(limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
-        return await run(queries.latest_results, ctx.store, max(1, min(limit, 1000)), kind)  # type: ignore[no-any-return]
+    async def api_results(
+        limit: Limit = 50, kind: Annotated[str | None, Query(max_length=40)] = None
+    ) -> list[dict[str, Any]]:
+        return await run(queries.latest_results, ctx.store, limit, kind)  # type: ignore[no-any-return]
 
     @app.get("/api/results/{result_id}")
-    async def api_result(result_id: int) -> dict[str, Any]:
+    async def api_result(result_id: RowId) -> dict[str, Any]:
         detail = await run(queries.result_detail, ctx.store, result_id)
         if detail is None:
             raise HTTPException(404, f"no result {result_id}")
         return {k: v for k, v in detail.items() if k not in ("archive_path",)}
 
     @app.get("/api/alerts")
-    async def api_alerts(open: bool = True, limit: int = 200) -> list[dict[str, Any]]:
+    async def api_alerts(open: bool = True, limit: Limit = 200) -> list[dict[str, Any]]:
         fn = queries.open_alerts if open else queries.all_alerts
-        return await run(fn, ctx.store, max(1, min(limit, 2000)))  # type: ignore[no-any-return]
+        return await run(fn, ctx.store, limit)  # type: ignore[no-any-return]
 
     @app.post("/api/alerts/{alert_id}/ack")
-    async def api_ack(request: Request, alert_id: int) -> dict[str, Any]:
+    async def api_ack(request: Request, alert_id: RowId) -> dict[str, Any]:
         require_change(request, None)
         changed = await run(queries.acknowledge, ctx.store, alert_id, "api")
         return {"alert_id": alert_id, "acknowledged": changed}
@@ -325,7 +330,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         return await run(list_timecourses, ctx.store)  # type: ignore[no-any-return]
 
     @app.get("/api/timecourses/{tc_id}")
-    async def api_timecourse(tc_id: int) -> dict[str, Any]:
+    async def api_timecourse(tc_id: RowId) -> dict[str, Any]:
         from acquisition.timecourses import list_timecourses
 
         rows = await run(list_timecourses, ctx.store, tc_id)
