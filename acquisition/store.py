@@ -64,6 +64,7 @@ captures = Table(
     UniqueConstraint("instrument", "sha256", name="uq_capture_instrument_sha"),
 )
 Index("ix_captures_source", captures.c.instrument, captures.c.source_path)
+Index("ix_captures_instrument_time", captures.c.instrument, captures.c.captured_at)
 
 jobs = Table(
     "jobs",
@@ -234,6 +235,9 @@ def _v4(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_flags_result ON flags (result_id)")
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_results_plate ON results (plate)")
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_results_job ON results (job_id)")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_captures_instrument_time ON captures (instrument, captured_at)"
+    )
 
 
 # Migrations from version N-1 to N. Version 1 is the initial schema (create_all); new

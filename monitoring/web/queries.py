@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 
 from acquisition.queue import Purpose, enqueue
 from acquisition.store import (
@@ -110,15 +110,23 @@ def result_detail(store: Store, result_id: int) -> dict[str, Any] | None:
 
 def open_alerts(store: Store, limit: int = 200) -> list[dict[str, Any]]:
     """Findings whose (subject, code) has not been resolved since, and not acknowledged."""
-    latest = (
-        select(alerts.c.plate_key, alerts.c.code, func.max(alerts.c.id).label("last"))
-        .group_by(alerts.c.plate_key, alerts.c.code)
-        .subquery()
+    later = alerts.alias("later")
+    superseded = (
+        select(later.c.id)
+        .where(
+            later.c.plate_key == alerts.c.plate_key,
+            later.c.code == alerts.c.code,
+            later.c.id > alerts.c.id,
+        )
+        .exists()
     )
     query = (
         select(alerts)
-        .join(latest, and_(alerts.c.id == latest.c.last))
-        .where(alerts.c.kind.in_(("finding", "quarantine")), alerts.c.acknowledged_at.is_(None))
+        .where(
+            alerts.c.kind.in_(("finding", "quarantine")),
+            alerts.c.acknowledged_at.is_(None),
+            ~superseded,
+        )
         .order_by(alerts.c.id.desc())
         .limit(limit)
     )
