@@ -13,8 +13,11 @@ robust trends (SCIENCE.md §8). Pure numerics on arrays of hours and values.
   Logistic growth slows as the wells fill, so the steepest window is the early one and the
   quota keeps the slowing part out.
 * Recent rate: the same log-linear fit over the last ``window_h`` hours.
-* Trend: Theil–Sen slope (median of pairwise slopes) with Kendall's τ test, so one odd read
-  neither makes nor hides a trend.
+* Trend: its size from the Theil–Sen line (median of pairwise slopes: one odd read cannot
+  move it), its significance from the one-sided t-test of the least-squares slope (Kendall's
+  τ, the rank test that goes with Theil–Sen, cannot reach p < 0.001 on fewer than 7 reads
+  and needs them in perfect order to get there, so a sparse 12-hourly series would never
+  show a trend).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import stats
+from scipy import special, stats
 
 from analysis.doseresponse import t_quantile
 
@@ -80,6 +83,7 @@ class GrowthFit:
     points: int
     significant: bool  # the rate's interval excludes 0 (the wells grew)
     note: str = ""
+    log_intercept: float | None = None  # a of the fit: signal ≈ exp(a + r t) in the window
 
 
 def _log_signal(t: Array, signal: Array) -> tuple[Array, Array]:
@@ -157,6 +161,7 @@ def exponential_phase(
             fit.n,
             False,
             note or "the signal does not grow",
+            fit.intercept,
         )
     ci: tuple[float, float | None] | None = None
     if math.isfinite(fit.se):
@@ -170,6 +175,7 @@ def exponential_phase(
         points=fit.n,
         significant=significant,
         note=note,
+        log_intercept=fit.intercept,
     )
 
 
@@ -204,9 +210,9 @@ def breakpoint_h(t: Array, signal: Array) -> float | None:
 
 @dataclass(frozen=True)
 class Trend:
-    """A robust trend of y over hours: Theil–Sen line, Kendall τ one-sided p-values."""
+    """A trend of y over hours: Theil–Sen line, one-sided p-values of the OLS slope."""
 
-    slope: float  # per hour
+    slope: float  # per hour (Theil–Sen)
     intercept: float
     p_up: float  # one-sided: y rises with time
     p_down: float  # one-sided: y falls with time
@@ -232,11 +238,12 @@ def trend(t: Array, y: Array) -> Trend | None:
     if len(t) < 3 or float(np.ptp(t)) <= 0:
         return None
     slope, intercept, _, _ = stats.theilslopes(y, t)
-    if float(np.ptp(y)) == 0:
-        p_up = p_down = 1.0
-    else:
-        p_up = float(stats.kendalltau(t, y, alternative="greater").pvalue)
-        p_down = float(stats.kendalltau(t, y, alternative="less").pvalue)
-    p_up = 1.0 if not math.isfinite(p_up) else p_up
-    p_down = 1.0 if not math.isfinite(p_down) else p_down
+    ols = line_fit(t, y)
+    df = len(t) - 2
+    if ols.se > 0:
+        score = ols.slope / ols.se
+        p_up, p_down = float(special.stdtr(df, -score)), float(special.stdtr(df, score))
+    else:  # an exact line
+        p_up = 0.0 if ols.slope > 0 else 1.0
+        p_down = 0.0 if ols.slope < 0 else 1.0
     return Trend(float(slope), float(intercept), p_up, p_down, len(t), float(t[0]), float(t[-1]))

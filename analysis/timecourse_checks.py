@@ -9,7 +9,7 @@ Each is judged on a series over time, never on one read:
   and grows slower than one doubling per ``growth_max_doubling_h`` over twice the stall
   window. When it stopped is estimated by a two-slope (hinge) fit of ln(signal).
 * ``blank_rising``: the blank level's Theil–Sen trend rises by ≥ ``blank_rise`` (in the
-  read's unit) over the series and Kendall's τ says it rises (one-sided p < ``blank_p``).
+  read's unit) over the series, and significantly (one-sided slope t-test p < ``blank_p``).
 * ``edge_drift``: the edge ring ratio's Theil–Sen trend falls (one-sided p <
   ``edge_drift_p``) by ≥ ``edge_drift_change`` and its fitted value at the latest read is
   below ``edge_drift_ratio``: evaporation building up, unlike a constant edge effect (which
@@ -95,11 +95,11 @@ class TimecourseDefaults:
     stall_fraction: float = 0.25  # recent rate below this × the exponential phase's rate
     trend_min_points: int = 5  # reads needed before a blank or edge trend is judged
     blank_rise: float = 0.02  # fitted rise of the blank level, in the read's unit (OD)
-    blank_p: float = 0.001  # Kendall τ, one-sided
+    blank_p: float = 0.001  # one-sided t-test of the slope
     edge_floor: float = 30.0  # % viability below which wells are left out of the ring ratio
     edge_drift_ratio: float = 0.90  # fitted ring ratio at the latest read below this
     edge_drift_change: float = 0.05  # ... after falling by at least this much
-    edge_drift_p: float = 0.001  # Kendall τ, one-sided
+    edge_drift_p: float = 0.001  # one-sided t-test of the slope
     gr_min_doublings: float = 0.5  # GR values only once the control grew this much
 
 
@@ -245,7 +245,7 @@ def blank_check(
     what = (
         f"blank wells rising: {tr.at(tr.t_from):.3g} → {tr.at(tr.t_to):.3g} {unit} on the "
         f"{read} read over hours {tr.t_from:.3g}–{tr.t_to:.3g} (+{tr.change:.3g} {unit}, "
-        f"Kendall p = {tr.p_up:.1e})"
+        f"p = {tr.p_up:.1e})"
     )
     key = "blank_rising"
     if ref_tr is not None and ref_tr.n >= th.trend_min_points:
@@ -298,7 +298,7 @@ def edge_check(
     what = (
         f"edge drift: the outer-ring wells fell from {tr.at(tr.t_from):.2f} to {last:.2f} of "
         f"the interior over hours {tr.t_from:.3g}–{tr.t_to:.3g} ({tr.slope * 24:+.3f} per day, "
-        f"Kendall p = {tr.p_down:.1e}); evaporation is building up"
+        f"p = {tr.p_down:.1e}); evaporation is building up"
     )
     metrics = {
         "ring_ratio_first": rounded(tr.at(tr.t_from), 4),
