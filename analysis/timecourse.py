@@ -51,6 +51,7 @@ from analysis.timecourse_points import (
     EdgeGroups,
     PointSummary,
     TimePoint,
+    kinetic_points,
     ring_ratios,
     summarise_point,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "TimecourseResult",
     "TimecourseThresholds",
     "analyze_timecourse",
+    "kinetic_points",
     "sparkline",
 ]
 

@@ -51,6 +51,26 @@ class TimePoint:
     id: str = ""  # capture id, file name: carried into the result
 
 
+def kinetic_points(reads: Sequence[PlateRead], *, id: str = "") -> list[TimePoint]:
+    """The reads of a kinetic export (Gen5, SoftMax Pro …) as a timecourse: the k-th read
+    of each wavelength (in time order) make the k-th point, at the hours of its earliest
+    read's ``time_s`` (the kinetic clock). A read without a time is its own point at 0."""
+    by_wavelength: dict[object, list[PlateRead]] = {}
+    for read in reads:
+        key = read.wavelength_nm if read.wavelength_nm is not None else read.label
+        by_wavelength.setdefault(key, []).append(read)
+    for series in by_wavelength.values():
+        series.sort(key=lambda r: r.time_s if r.time_s is not None else 0.0)
+    points: list[TimePoint] = []
+    longest = max((len(v) for v in by_wavelength.values()), default=0)
+    for k in range(longest):
+        group = [series[k] for series in by_wavelength.values() if k < len(series)]
+        seconds = min((r.time_s for r in group if r.time_s is not None), default=0.0)
+        name = f"{id}#{k}" if id else f"#{k}"
+        points.append(TimePoint(t_h=float(seconds) / 3600.0, reads=group, id=name))
+    return points
+
+
 @dataclass(frozen=True)
 class RingRatio:
     ratio: float

@@ -34,6 +34,7 @@ from analysis.timecourse import (
     TimecourseDefaults,
     TimePoint,
     analyze_timecourse,
+    kinetic_points,
     sparkline,
 )
 from analysis.timecourse_report import write_timecourse_report
@@ -481,3 +482,44 @@ def test_the_report_is_drawn_from_the_stored_body(tmp_path: Path) -> None:
     # a body with nothing in it still renders (a timecourse whose reads were all missed)
     empty = _stored(analyze_timecourse([], sim.layout, missed=sim.missed).to_dict())
     assert Path(write_timecourse_report(empty, tmp_path, "empty")["png"]).exists()
+
+
+def test_a_real_kinetic_export_is_a_timecourse(corpus: Path) -> None:
+    """Gen5's kinetic OD600 run (aborted after 20 reads, 4 min apart, readings below the
+    blank): the reads assemble in time order and the analysis says what it cannot judge."""
+    from acquisition.formats import read_export
+
+    export = read_export(
+        corpus / "platereaders" / "allotropy__gen5__kinetic_helper_gene_growth_curve.txt"
+    )
+    (plate,) = export.plates
+    reads = list(plate.reads)
+    points = kinetic_points(reads[::-1], id="gen5")  # any order in, time order out
+    assert len(points) == 20 and [p.t_h for p in points] == sorted(p.t_h for p in points)
+    assert points[0].t_h == pytest.approx(22 / 3600) and points[-1].t_h == pytest.approx(
+        4582 / 3600
+    )
+    read_wells = [well_name(r, c) for r in range(4) for c in range(6)]
+    layout = Layout(
+        wells={w: WellSpec("untreated", cell_line="culture") for w in read_wells},
+        source="kinetic",
+        declared_shape=(8, 12),
+    )
+    body = _stored(analyze_timecourse(points, layout).to_dict())
+    assert body["summary"]["reads"] == 20 and body["flags"] == []
+    assert body["summary"]["growth"]["doubling_time_h"] is None
+    assert "signal" in body["summary"]["growth"]["note"]  # nothing above the blank to log
+    assert body["summary"]["blank"]["series"] == [None] * 20  # the layout has no blanks
+    assert len(body["wells"]["A1"]["signal"]) == 20
+
+
+def test_untreated_wells_that_never_grow_are_flagged() -> None:
+    model = replace(timecourse_model(3), growth_stop_h=0.0)
+    sim = simulate_timecourse(3, every_h=3, model=model)
+    body = _stored(analyze_timecourse(sim.points, sim.layout, curves=False).to_dict())
+    (flag,) = [f for f in body["flags"] if f["code"] == "growth_stalled"]
+    assert "have not grown" in flag["message"] and "seeding" in flag["message"]
+    assert (
+        body["summary"]["gr"]["source"] == "time_zero"
+        and "have not grown" in body["summary"]["gr"]["note"]
+    )
