@@ -106,6 +106,46 @@ _GENERIC: dict[str, Advice] = {
         "The export holds no read at the configured wavelength.",
         "Check the reader's protocol, or set [analysis] wavelength_nm for this assay.",
     ),
+    # timecourses (analysis/timecourse_checks.py)
+    "growth_stalled": Advice(
+        "Over-confluence (too many cells seeded for the assay's length), exhausted medium, or "
+        "an incubator fault (temperature, CO2); sometimes contamination.",
+        "Check the incubator's log and look at the untreated wells under a microscope. Reads "
+        "after the stall confound growth arrest with drug effect: judge the IC50 on the reads "
+        "before it, or use GR values; next time seed fewer cells or shorten the assay.",
+    ),
+    "growth_none": Advice(
+        "The cells may not have been seeded or are not viable, or the incubator failed.",
+        "Check the seeding, the cells' viability and the incubator; the IC50s of this plate "
+        "measure no growth inhibition.",
+    ),
+    "blank_rising": Advice(
+        "Contamination, or the detection reagent turning over without cells (light-exposed or "
+        "degraded reagent).",
+        "Check the blank wells for turbidity and the medium's sterility, and protect the "
+        "reagent from light. Blank subtraction follows the rise, but contamination in the cell "
+        "wells does not cancel: treat the later reads with care.",
+    ),
+    "blank_rising_turbid": Advice(
+        "Microbial contamination: bacteria or yeast growing in the medium make it turbid at "
+        "every wavelength.",
+        "Look at the blank wells (cloudy medium, films) and check the medium's and reagents' "
+        "sterility. The cell wells are probably contaminated too: repeat the plate.",
+    ),
+    "edge_drift": Advice(
+        "Evaporation from the outer wells builds up over the incubation: low incubator "
+        "humidity (an empty water pan), a lid that does not seal, the door opened often, or a "
+        "plate at the top or front of a stack.",
+        "Check the incubator's humidity and water pan, and seal the plate or use a lid with "
+        "condensation rings. The outer wells' later reads are biased low; on the next plate "
+        "fill the outer wells with PBS or medium and leave them out of the layout.",
+    ),
+    "read_missed": Advice(
+        "The reader was busy or offline, or platewatch was not running, at the planned time "
+        "and through its grace period.",
+        "Check the reader's connection and the daemon's log. The timecourse carries on with "
+        "the next planned read; a missed time point cannot be taken afterwards.",
+    ),
 }
 
 _MTT: dict[str, Advice] = {
@@ -132,6 +172,12 @@ _MTT: dict[str, Advice] = {
         "Uneven temperature (stacked plates, a cold incubator shelf or door), cells settling "
         "while the plate was seeded, or MTT/solubiliser added slowly across the plate.",
         "Seed and add reagents quickly and evenly, and do not stack plates in the incubator.",
+    ),
+    "blank_rising": Advice(
+        "MTT is being reduced without cells: contamination, or MTT degraded by light.",
+        "Check the blank wells for turbidity and the medium's sterility, and use fresh MTT "
+        "protected from light. Blank subtraction follows the rise, but contamination in the "
+        "cell wells does not cancel: treat the later reads with care.",
     ),
 }
 

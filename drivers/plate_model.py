@@ -6,7 +6,9 @@ Per well, at ``hours`` since the plate was started and wavelength ``nm`` (OD)::
 
 * ``blank(t) = blank_od + blank_drift_per_h · t`` (medium + MTT; drifts when contaminated);
 * ``N(t)`` the untreated cell signal, logistic: ``K / (1 + (K/N0 − 1) e^(−r t))`` with
-  ``r = ln 2 / doubling_time_h`` (so the early doubling time is ``doubling_time_h``);
+  ``r = ln 2 / doubling_time_h`` (so the early doubling time is ``doubling_time_h``); a
+  planted stall (``growth_stop_h``: medium exhausted, incubator failure) freezes it at that
+  hour, after which it falls by ``decline_per_h`` (a fraction per hour, exponential);
 * ``v`` the viability of the well's cell line at its dose: it starts at 1 when the drug
   goes in and approaches the LL.4 viability ``c + (100 − c) / (1 + (d/e)^b)`` (% of
   untreated) with time constant ``kill_onset_h``, so the IC50 stays ``e`` while the curve
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -91,6 +94,8 @@ class PlateModel:
     seeded_od: float = 0.3  # N0: the cell signal (OD above blank at the peak) at hour 0
     capacity_od: float = 2.0  # K
     doubling_time_h: float = 30.0
+    growth_stop_h: float = math.inf  # a planted stall: the cells stop growing at this hour
+    decline_per_h: float = 0.0  # ... and then lose this fraction of their signal per hour
     kill_onset_h: float = 12.0
     edge_loss: float = 0.0
     evaporation_per_h: float = 0.0
@@ -111,7 +116,7 @@ class PlateModel:
 
     NUMBER_OPTIONS = (
         "blank_od", "blank_drift_per_h", "seeded_od", "capacity_od", "doubling_time_h",
-        "kill_onset_h", "edge_loss", "evaporation_per_h", "cv", "od_sd", "saturation_od",
+        "growth_stop_h", "decline_per_h", "kill_onset_h", "edge_loss", "evaporation_per_h", "cv", "od_sd", "saturation_od",
         "peak_nm", "band_nm",
     )  # fmt: skip
     INT_OPTIONS = ("seed", "rows", "cols", "saturated")
@@ -153,6 +158,8 @@ class PlateModel:
             raise ConfigError("plate model needs 0 < seeded_od < capacity_od", source=source)
         if self.edge_loss >= 1:
             raise ConfigError("edge_loss must be below 1", source=source)
+        if self.decline_per_h >= 1:
+            raise ConfigError("decline_per_h must be below 1", source=source)
 
     # -- truth --------------------------------------------------------------------------------
 
@@ -161,9 +168,14 @@ class PlateModel:
         return math.log(2) / self.doubling_time_h
 
     def cell_signal(self, hours: float) -> float:
-        """N(t): the untreated cell signal (OD above blank at the band peak), logistic."""
+        """N(t): the untreated cell signal (OD above blank at the band peak), logistic until
+        ``growth_stop_h``, then falling by ``decline_per_h`` per hour."""
         k, n0 = self.capacity_od, self.seeded_od
-        return k / (1 + (k / n0 - 1) * math.exp(-self.growth_rate_per_h * max(0.0, hours)))
+        grown = min(max(0.0, hours), self.growth_stop_h)
+        n = k / (1 + (k / n0 - 1) * math.exp(-self.growth_rate_per_h * grown))
+        if hours > self.growth_stop_h and self.decline_per_h > 0:
+            n *= (1 - self.decline_per_h) ** (hours - self.growth_stop_h)
+        return n
 
     def blank(self, hours: float) -> float:
         return self.blank_od + self.blank_drift_per_h * max(0.0, hours)
@@ -198,25 +210,46 @@ class PlateModel:
         loss = min(0.5, self.evaporation_per_h * max(0.0, hours))
         return loss if ring == 0 else loss / 2 if ring == 1 else 0.0
 
-    def edge_factor(self, hours: float) -> FloatGrid:
-        grid = np.ones((self.rows, self.cols))
-        for r in range(self.rows):
-            for c in range(self.cols):
-                ring = self.ring(r, c)
-                fixed = self.edge_loss if ring == 0 else self.edge_loss / 2 if ring == 1 else 0.0
-                grid[r, c] = (1 - fixed) * (1 - self.evaporation_loss(hours, ring))
-        return grid
-
-    def cell_grid(self, hours: float) -> FloatGrid:
-        """Noise-free cell signal per well at the band peak (0 for blank and empty wells)."""
-        grid = np.zeros((self.rows, self.cols))
-        n = self.cell_signal(hours)
+    @cached_property
+    def _plan_arrays(self) -> tuple[npt.NDArray[np.intp], BoolGrid, FloatGrid, FloatGrid]:
+        """Per well, computed once: ring index, cell-well mask, the final viability of a
+        treated well (NaN elsewhere) and the fixed viability of the other cell wells."""
+        rows, cols = self.rows, self.cols
+        rings = np.array([[self.ring(r, c) for c in range(cols)] for r in range(rows)])
+        cells = np.zeros((rows, cols), dtype=bool)
+        final = np.full((rows, cols), np.nan)
+        fixed = np.ones((rows, cols))
         for name, plan in self.layout.items():
             if plan.role in ("blank", "empty"):
                 continue
             r, c = parse_well(name)
-            grid[r, c] = n * self.viability(plan, hours)
-        return grid * self.edge_factor(hours)
+            cells[r, c] = True
+            if plan.role == "positive_control":
+                fixed[r, c] = self.viability(plan, 0.0)
+            elif plan.role == "treated" and plan.conc > 0:
+                line = self.line(plan.cell_line)
+                final[r, c] = (
+                    line.bottom + (100 - line.bottom) / (1 + (plan.conc / line.ic50) ** line.hill)
+                ) / 100
+        return rings, cells, final, fixed
+
+    def edge_factor(self, hours: float) -> FloatGrid:
+        rings = self._plan_arrays[0]
+        grid = np.ones((self.rows, self.cols))
+        for ring in (0, 1):
+            fixed = self.edge_loss if ring == 0 else self.edge_loss / 2
+            grid[rings == ring] = (1 - fixed) * (1 - self.evaporation_loss(hours, ring))
+        return grid
+
+    def cell_grid(self, hours: float) -> FloatGrid:
+        """Noise-free cell signal per well at the band peak (0 for blank and empty wells);
+        the same numbers as :meth:`viability` per well, computed for the whole plate."""
+        _, cells, final, fixed = self._plan_arrays
+        onset = 1 - math.exp(-max(0.0, hours) / self.kill_onset_h)
+        with np.errstate(invalid="ignore"):
+            viability = np.where(np.isnan(final), fixed, 1 - (1 - final) * onset)
+        grid = np.where(cells, self.cell_signal(hours) * viability, 0.0)
+        return np.asarray(grid * self.edge_factor(hours), dtype=float)
 
     def background_grid(self, hours: float) -> FloatGrid:
         grid = np.full((self.rows, self.cols), self.blank(hours))
@@ -265,6 +298,8 @@ class PlateModel:
             "cols": self.cols,
             "doubling_time_h": self.doubling_time_h,
             "growth_rate_per_h": self.growth_rate_per_h,
+            "growth_stop_h": self.growth_stop_h if math.isfinite(self.growth_stop_h) else None,
+            "decline_per_h": self.decline_per_h,
             "capacity_od": self.capacity_od,
             "seeded_od": self.seeded_od,
             "blank_od": self.blank_od,

@@ -88,6 +88,28 @@ def test_evaporation_takes_more_from_the_outer_ring_as_hours_pass() -> None:
     )
 
 
+def test_a_planted_stall_stops_growth_at_its_hour_and_then_declines() -> None:
+    stalled = PlateModel(growth_stop_h=30.0, decline_per_h=0.01)
+    growing = PlateModel()
+    assert [stalled.cell_signal(h) for h in (0, 12, 30)] == [
+        growing.cell_signal(h) for h in (0, 12, 30)
+    ]
+    at_stop = growing.cell_signal(30.0)
+    assert stalled.cell_signal(50.0) == pytest.approx(at_stop * 0.99**20)
+    flat = PlateModel(growth_stop_h=30.0)
+    assert flat.cell_signal(72.0) == pytest.approx(at_stop)
+    assert at_stop < growing.cell_signal(72.0)
+    truth = stalled.truth()
+    assert truth["growth_stop_h"] == 30.0 and truth["decline_per_h"] == 0.01
+    assert growing.truth()["growth_stop_h"] is None  # never stops: no inf in the truth
+    reader = open_reader(
+        "sim", "simulated", "", options={"growth_stop_h": 24, "decline_per_h": 0.005}
+    )
+    assert isinstance(reader, SimulatedReader) and reader.model.growth_stop_h == 24.0
+    with pytest.raises(ConfigError, match="decline_per_h must be below 1"):
+        open_reader("sim", "simulated", "", options={"decline_per_h": 1.0})
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31), age_s=st.integers(0, 200 * 3600), saturated=st.integers(0, 5))
 def test_reads_are_reproducible_from_seed_wavelength_and_age(

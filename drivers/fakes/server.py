@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import select
 import signal
@@ -320,6 +321,8 @@ def common_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--evaporation-per-h", type=float, default=0.0)
     parser.add_argument("--blank-drift-per-h", type=float, default=0.0)
     parser.add_argument("--doubling-time-h", type=float, default=30.0)
+    parser.add_argument("--growth-stop-h", type=float, default=math.inf, help="a planted stall")
+    parser.add_argument("--decline-per-h", type=float, default=0.0, help="after the stall")
     parser.add_argument("--start-hours", type=float, default=48.0, help="plate age at start")
     parser.add_argument(
         "--time-scale", type=float, default=0.0, help="plate hours per real hour (0: frozen)"
@@ -343,6 +346,8 @@ def model_from(args: argparse.Namespace) -> PlateModel:
         evaporation_per_h=args.evaporation_per_h,
         blank_drift_per_h=args.blank_drift_per_h,
         doubling_time_h=args.doubling_time_h,
+        growth_stop_h=args.growth_stop_h,
+        decline_per_h=args.decline_per_h,
     )
 
 
