@@ -205,6 +205,20 @@ planned_reads = Table(
 )
 Index("ix_planned_reads_due", planned_reads.c.state, planned_reads.c.due_at)
 
+# Every barcoded plate seen, with its read time: repeated exports of one plate (the same
+# barcode, later reads) are assembled into a timecourse from this.
+plate_sightings = Table(
+    "plate_sightings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("capture_id", Integer, ForeignKey("captures.id"), nullable=False),
+    Column("instrument", String(200), nullable=False),
+    Column("barcode", String(200), nullable=False),
+    Column("read_at", Float, nullable=False),
+    UniqueConstraint("capture_id", "barcode", name="uq_plate_sighting"),
+)
+Index("ix_plate_sightings", plate_sightings.c.instrument, plate_sightings.c.barcode)
+
 # The reads a timecourse is made of, in read-time order (planned reads and exports alike).
 timecourse_points = Table(
     "timecourse_points",

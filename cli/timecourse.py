@@ -174,12 +174,12 @@ def _print(row: dict[str, Any]) -> None:
         f"{row['id']:>4}  {row['name']}  [{row['state']}]  reader {row['reader']}  "
         f"planned {c['planned']}  done {c['done']}  late {c['late']}  missed {c['missed']}"
     )
-    growth = (row.get("summary") or {}).get("untreated_growth") or []
-    if growth:
-        from analysis.timecourse import sparkline
-
-        values = [g["mean"] if isinstance(g, dict) else g for g in growth]
-        click.echo(f"      untreated growth {sparkline(values)}")
+    summary = row.get("summary") or {}
+    if summary.get("sparkline"):
+        growth = summary.get("growth") or {}
+        doubling = growth.get("doubling_time_h")
+        extra = f"  doubling time {doubling:.1f} h" if isinstance(doubling, int | float) else ""
+        click.echo(f"      untreated growth {summary['sparkline']}{extra}")
     for flag in row.get("flags") or []:
         click.echo(f"      [{flag['severity']}] {flag['code']}: {flag['message']}")
     nxt = next((r for r in row["reads"] if r["state"] == "planned"), None)

@@ -161,6 +161,31 @@ class CytometrySettings(_Strict):
     )  # an experiment is analysed this long after its last file
 
 
+class TimecourseSettings(_Strict):
+    """Timecourse checks (analysis/timecourse_checks.py TimecourseDefaults documents each)."""
+
+    time_zero_max_h: float = Field(0.5, ge=0)
+    growth_window_h: float = Field(20.0, gt=0)
+    growth_window_points: int = Field(5, ge=3)
+    growth_window_quota: float = Field(0.95, gt=0, le=1)
+    growth_max_doubling_h: float = Field(120.0, gt=0)
+    stall_window_h: float = Field(12.0, gt=0)
+    stall_min_points: int = Field(4, ge=2)
+    stall_fraction: float = Field(0.25, ge=0, le=1)
+    trend_min_points: int = Field(5, ge=3)
+    blank_rise: float = Field(0.02, ge=0)
+    blank_p: float = Field(0.001, gt=0, lt=1)
+    edge_floor: float = Field(30.0, ge=0)
+    edge_drift_ratio: float = Field(0.90, gt=0, le=1)
+    edge_drift_change: float = Field(0.05, ge=0)
+    edge_drift_p: float = Field(0.001, gt=0, lt=1)
+    gr_min_doublings: float = Field(0.5, ge=0)
+    doubling_time_h: dict[str, float] = Field(
+        default_factory=dict
+    )  # known, per cell line (GR without t0)
+    curves: bool = True  # an IC50 per read (the slow part of an update)
+
+
 class Settings(_Strict):
     service: ServiceSettings = ServiceSettings()
     store: StoreSettings = StoreSettings()
@@ -171,3 +196,4 @@ class Settings(_Strict):
     analysis: AnalysisSettings = AnalysisSettings()
     qc: QCSettings = QCSettings()
     cytometry: CytometrySettings = CytometrySettings()
+    timecourse: TimecourseSettings = TimecourseSettings()

@@ -252,6 +252,13 @@ def test_accelerated_timecourse_survives_a_sigkill_and_every_read_ends_once(tmp_
                 )
             assert all(n == 1 for _, n in per_read)  # never two captures for one planned read
             assert n_captures == len(per_read) == final.count("done") + final.count("late")
+            assert wait_for(
+                lambda: (
+                    (list_timecourses(store, plan["id"])[0]["summary"] or {}).get("reads", 0)
+                    == n_captures
+                ),
+                timeout=90,
+            )  # every read captured is in the timecourse's analysis
             alerted = [int(i) for body in missed_alerts for i in re.findall(r"#(\d+) \(due", body)]
             assert sorted(alerted) == [i for i, s in enumerate(final) if s == "missed"]  # each once
         finally:

@@ -213,37 +213,52 @@ def timecourse(store: Store, tc_id: int) -> dict[str, Any] | None:
     tc = rows[0]
     summary = tc.get("summary") or {}
     start = tc.get("start_at") or 0.0
-    charts: dict[str, str] = {}
+    t_h = [float(t) for t in summary.get("t_h") or []]
 
-    def hours(values: list[Any], key: str = "mean") -> list[tuple[float, float]]:
-        out = []
-        for v in values:
-            if isinstance(v, dict) and v.get(key) is not None and v.get("t_h") is not None:
-                out.append((float(v["t_h"]), float(v[key])))
-        return out
+    def along(values: list[Any] | None) -> list[tuple[float, float]]:
+        return [
+            (t, float(v))
+            for t, v in zip(t_h, values or [], strict=False)
+            if isinstance(v, int | float)
+        ]
 
-    growth = [
-        Series("untreated", hours(summary.get("untreated_growth") or []), PALETTE[0]),
-        Series("blank", hours(summary.get("blank") or []), PALETTE[1]),
-    ]
-    charts["growth"] = line_chart(growth, x_label="hours", y_label="signal")
-    edge = summary.get("edge") or []
-    charts["edge"] = line_chart(
-        [Series("edge / interior", hours(edge, "ratio"), PALETTE[2])],
-        x_label="hours",
-        y_label="ring ratio",
-        height=180,
-    )
+    growth = summary.get("growth") or {}
+    blank = summary.get("blank") or {}
+    edge = summary.get("edge") or {}
+    charts: dict[str, str] = {
+        "growth": line_chart(
+            [
+                Series("untreated (blank-corrected)", along(growth.get("series")), PALETTE[0]),
+                Series("blank", along(blank.get("series")), PALETTE[1]),
+            ],
+            x_label="hours",
+            y_label=str(summary.get("unit") or "signal"),
+        ),
+        "edge": line_chart(
+            [
+                Series(
+                    "outer ring / interior",
+                    list(zip(edge.get("t_h") or [], edge.get("series") or [], strict=False)),
+                    PALETTE[2],
+                )
+            ],
+            x_label="hours",
+            y_label="ring ratio",
+            height=180,
+        ),
+    }
     ic50_series = []
     for k, curve in enumerate(summary.get("ic50") or []):
         pts = [
-            (float(p["t_h"]), float(p["ic50"])) for p in curve.get("points", []) if p.get("ic50")
+            p for p in curve.get("points", []) if p.get("ic50") and p.get("ic50_qualifier") == "="
         ]
-        lows = [p.get("ci", [None, None])[0] for p in curve.get("points", []) if p.get("ic50")]
-        highs = [p.get("ci", [None, None])[1] for p in curve.get("points", []) if p.get("ic50")]
         ic50_series.append(
             Series(
-                str(curve.get("label", "curve")), pts, PALETTE[(k + 3) % len(PALETTE)], lows, highs
+                " × ".join(x for x in (curve.get("compound"), curve.get("cell_line")) if x),
+                [(float(p["t_h"]), float(p["ic50"])) for p in pts],
+                PALETTE[(k + 3) % len(PALETTE)],
+                [p["ic50_ci"][0] if p.get("ic50_ci") else None for p in pts],  # type: ignore[misc]
+                [p["ic50_ci"][1] if p.get("ic50_ci") else None for p in pts],  # type: ignore[misc]
             )
         )
     missed = [
@@ -254,4 +269,5 @@ def timecourse(store: Store, tc_id: int) -> dict[str, Any] | None:
     charts["ic50"] = line_chart(
         ic50_series, log_y=True, x_label="hours", y_label="IC50", vlines=missed
     )
+    tc["doubling_time_h"] = growth.get("doubling_time_h")
     return {"tc": tc, "charts": charts, "when": when}
