@@ -16,8 +16,9 @@ import click
 from cli.common import EXIT_SOFTWARE, internal_error
 from cli.daemon_commands import demo, reprocess, results, run, status
 from cli.instruments import read, readers
-from cli.plates import analyze, fit, parse
+from cli.plates import analyze, export_cmd, fit, parse
 from cli.timecourse import timecourse
+from cli.web import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +42,8 @@ for command in (
     read,
     readers,
     timecourse,
+    serve,
+    export_cmd,
 ):
     cli.add_command(command)
 

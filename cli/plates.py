@@ -412,3 +412,78 @@ def _fails(verdict: str, codes: list[str], fail_on: tuple[str, ...]) -> bool:
         elif item in codes:
             return True
     return False
+
+
+@click.command(name="export")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--asm",
+    "as_asm",
+    is_flag=True,
+    required=True,
+    help="Allotrope Simple Model JSON (plate-reader schema).",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Write <stem>.asm.json here (default: stdout, JSONL).",
+)
+@click.option(
+    "--layout",
+    type=click.Path(path_type=Path),
+    help="Also analyse with this layout: IC50s, QC and flags go in the document.",
+)
+@click.option(
+    "--config", type=click.Path(path_type=Path), help="Config file (thresholds) for --layout."
+)
+def export_cmd(
+    files: tuple[Path, ...],
+    as_asm: bool,
+    out_dir: Path | None,
+    layout: Path | None,
+    config: Path | None,
+) -> None:
+    """Write plate-reader exports as Allotrope Simple Model JSON, for a LIMS or ELN.
+
+    The reads go in as measurements (raw tokens of unreadable wells kept as errors);
+    with --layout the analysis (IC50s and their CIs, QC numbers, verdict and flags) goes in
+    where the schema has room.
+    """
+    import hashlib
+    import json as jsonlib
+
+    from acquisition.asm import asm_document
+    from acquisition.formats import load_bytes, read_export
+
+    target = output_dir(out_dir, "-o") if out_dir is not None else None
+    settings = load_settings(config)
+    status = 0
+    for path in files:
+        try:
+            data = load_bytes(path)
+            export = read_export(path, data)
+            analysed = None
+            if layout is not None:
+                from acquisition.pipeline import analyze_export
+
+                plates = analyze_export(path, export, settings, explicit_layout=layout)
+                analysed = [p.result.to_dict(str(path)) for p in plates]
+            doc = asm_document(
+                export, source=str(path), sha256=hashlib.sha256(data).hexdigest(), results=analysed
+            )
+        except PlatewatchError as exc:
+            status = worst(status, bad_input(path, exc, False))
+            continue
+        except Exception as exc:
+            status = worst(status, internal_error(path, exc, False))
+            continue
+        text = jsonlib.dumps(doc, ensure_ascii=False, allow_nan=False)
+        if target is None:
+            click.echo(text)
+        else:
+            dest = target / f"{path.stem}.asm.json"
+            dest.write_text(text + "\n", encoding="utf-8")
+            click.echo(str(dest), err=True)
+    sys.exit(status)

@@ -188,3 +188,33 @@ def test_identifiers_are_deterministic(corpus: Path) -> None:
 )
 def test_iso_time(text: str | None, iso: str | None) -> None:
     assert iso_time(text) == iso
+
+
+def test_export_asm_from_the_command_line_validates(tmp_path: Path) -> None:
+    """`platewatch export --asm … -o DIR --layout L`: reads plus the real analysis."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    plates = [
+        root / "examples" / "mtt_plate_edge_effect.txt",
+        root / "examples" / "mtt_plate_failed.txt",
+    ]
+    out = subprocess.run(
+        [sys.executable, str(root / "service.py"), "export", "--asm", *map(str, plates), "-o", str(tmp_path),
+         "--layout", str(root / "config" / "layouts" / "mtt-96.toml")],
+        capture_output=True, text=True, timeout=120, cwd=root,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    written = sorted(tmp_path.glob("*.asm.json"))
+    assert [p.name for p in written] == [
+        "mtt_plate_edge_effect.asm.json",
+        "mtt_plate_failed.asm.json",
+    ]
+    assert "edge_effect" in written[0].read_text()  # the analysis went in
+    assert run_peer(VALIDATE, *map(str, written)) == {p.name: [] for p in written}
+    bad = subprocess.run(
+        [sys.executable, str(root / "service.py"), "export", "--asm", str(tmp_path / "nope.txt")],
+        capture_output=True, text=True, timeout=60, cwd=root,
+    )  # fmt: skip
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -396,3 +396,39 @@ def test_schemathesis_finds_no_server_error(site: Site) -> None:
 
         check()
     assert not failures, failures[:5]
+
+
+def test_platewatch_serve_is_a_read_only_dashboard(site: Site, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{site.settings.service.state_dir}"\n[store]\nurl = "{site.settings.store.url}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "service.py"), "serve", "--config", str(config), "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until_serving(url, timeout=30)
+        assert len(json.loads(get(url + "/api/results")[1])) == 3
+        opener, token = _csrf_opener(url)
+        assert (
+            post(url + "/api/alerts/1/ack", headers={"X-CSRF-Token": token}, opener=opener)[0]
+            == 403
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc.stderr.close()  # type: ignore[union-attr]
+    wide = subprocess.run(
+        [sys.executable, str(ROOT / "service.py"), "serve", "--config", str(config), "--bind", "0.0.0.0:8099"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert wide.returncode == 2 and "token" in wide.stderr
