@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Health:
 class Daemon:
     settings: Settings
     config_path: Path | None = None  # what SIGHUP re-reads; None: reload is refused
+    on_web_url: Callable[[str], None] | None = None  # told the dashboard's URL once it listens
     store: Store = field(init=False)
     instance: str = field(init=False)
     boot: str = field(init=False)
@@ -208,6 +210,8 @@ class Daemon:
         self.web = WebServer(ctx, web.bind)
         url = self.web.start()
         log.info("dashboard at %s", url)
+        if self.on_web_url is not None:
+            self.on_web_url(url)
 
     def _start_instruments(self, settings: Settings) -> None:
         """The readers, their probes and the timecourse scheduler that drives them."""

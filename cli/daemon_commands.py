@@ -197,43 +197,74 @@ def reprocess(config: Path | None, since: Any) -> None:
 @click.option(
     "--duration", type=float, default=0.0, help="Stop after this many seconds (0: until Ctrl-C)."
 )
-def demo(state_dir: Path, duration: float) -> None:
-    """Run the real daemon with a simulated instrument PC feeding it exports.
+@click.option(
+    "--bind", default="127.0.0.1:8080", show_default=True, help="Where the dashboard listens."
+)
+def demo(state_dir: Path, duration: float, bind: str) -> None:
+    """Run the real daemon with simulated instruments feeding it.
 
-    Within a minute you see captures, verdicts (one plate fails: inactive asparaginase and
-    saturated wells), alerts on the console and in <state>/alerts.jsonl, PNG/HTML reports in
-    <state>/reports, and an unreadable export quarantined. Ctrl-C stops it cleanly.
+    A simulated vendor PC writes Gen5 plates (one fails: inactive asparaginase and
+    saturated wells), an unreadable export and an Annexin V/PI FCS experiment into the
+    inboxes; a simulated SpectraMax on a pseudo-terminal is read by the scheduler through
+    an accelerated timecourse (a read every 4 s, the plate ageing an hour per second).
+    Within a minute you see captures, verdicts, the timecourse moving, alerts on the
+    console and in <state>/alerts.jsonl, reports in <state>/reports, and the dashboard.
+    Ctrl-C stops it cleanly.
     """
     import logging
     import threading
 
     from daemon import Daemon
-    from monitoring.demo import demo_settings, printer, vendor_pc
+    from monitoring.demo import (
+        demo_settings,
+        plan_demo_timecourse,
+        printer,
+        start_simulated_reader,
+        vendor_pc,
+    )
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = demo_settings(state_dir)
-    inbox = settings.watch[0].path
-    click.echo(f"platewatch demo: watching {inbox}")
-    click.echo(
-        f"  reports: {settings.service.state_dir / 'reports'}   alerts: {settings.service.state_dir / 'alerts.jsonl'}"
-    )
-    click.echo("  (the dashboard comes with a later issue)   Ctrl-C stops")
-    daemon = Daemon(settings)
+    settings = demo_settings(state_dir, bind)
+    plates, cyto = settings.watch[0].path, settings.watch[1].path
+    for inbox in (plates, cyto):
+        inbox.mkdir(parents=True, exist_ok=True)
+    fake = start_simulated_reader(settings)
+
+    def announce(url: str) -> None:
+        click.echo(
+            f"platewatch demo: dashboard at {url}\n  inboxes: {plates}  {cyto}\n"
+            f"  reports: {settings.service.state_dir / 'reports'}   alerts: "
+            f"{settings.service.state_dir / 'alerts.jsonl'}   Ctrl-C stops"
+        )
+
+    daemon = Daemon(settings, on_web_url=announce)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=vendor_pc, args=(inbox, stop), daemon=True),
+        threading.Thread(target=vendor_pc, args=((plates, cyto), stop), daemon=True),
         threading.Thread(target=printer, args=(settings, stop, click.echo), daemon=True),
     ]
-    for t in threads:
-        t.start()
-    if duration > 0:
-        threading.Timer(duration, daemon.stop).start()
+    timer = threading.Timer(duration, daemon.stop) if duration > 0 else None
     try:
+        tc_id = plan_demo_timecourse(settings)
+        click.echo(
+            f"  timecourse {tc_id}: {READ_EVERY} on the simulated SpectraMax ({settings.reader[0].port})"
+        )
+        for t in threads:
+            t.start()
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         code = daemon.run()
     finally:
         stop.set()
+        if timer is not None:
+            timer.cancel()
         for t in threads:
             t.join(timeout=5)
+        fake.stop()  # type: ignore[attr-defined]
     sys.exit(code)
+
+
+READ_EVERY = "a read every 4 s for 72 s"

@@ -238,7 +238,9 @@ def test_demo_runs_the_daemon_and_shows_verdicts_and_alerts(tmp_path: Path) -> N
             "--state",
             str(tmp_path / "var"),
             "--duration",
-            "25",
+            "40",
+            "--bind",
+            "127.0.0.1:0",
         ],
         capture_output=True,
         text=True,
@@ -253,3 +255,9 @@ def test_demo_runs_the_daemon_and_shows_verdicts_and_alerts(tmp_path: Path) -> N
     assert "control_out_of_range" in alerts and "export_error.txt" in alerts
     assert list((tmp_path / "var" / "quarantine").glob("*export_error.txt.reason.txt"))
     assert list((tmp_path / "var" / "reports").glob("*.html"))
+    assert "dashboard at http://127.0.0.1:" in out.stdout
+    assert "[cytometry] asparaginase_1.fcs" in out.stdout  # the FCS experiment, analysed
+    import re
+
+    done = [int(n) for n in re.findall(r"TIMECOURSE demo-\d+ \[\w+\]: done (\d+)", out.stdout)]
+    assert done and max(done) >= 4  # scheduled reads of the simulated SpectraMax arrived
