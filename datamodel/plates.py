@@ -138,7 +138,8 @@ class PlateRead:
     @classmethod
     def empty(cls, rows: int, cols: int, **meta: Any) -> PlateRead:
         values = np.full((rows, cols), np.nan)
-        status = np.full((rows, cols), WellStatus.NOT_READ, dtype=object)
+        status = np.empty((rows, cols), dtype=object)
+        status.fill(WellStatus.NOT_READ)  # np.full would store the plain str 'not_read'
         return cls(values=values, status=status, **meta)
 
     def to_dict(self) -> dict[str, Any]:

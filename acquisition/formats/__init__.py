@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from acquisition.formats.base import HEAD_BYTES, Export, Reader, Sample, Sniffed
+from acquisition.formats.text import check_text
 from datamodel import ExportFile
 from errors import FormatError, IncompleteFileError
 
@@ -118,7 +119,7 @@ def sniff(sample: Sample) -> Sniffed[object]:
             return Sniffed(reader, found)
     _refuse_unsupported(sample)
     if not sample.is_zip:
-        sample.text  # noqa: B018 - raises the binary-junk error when it is junk
+        check_text(sample.data, str(sample.path))  # the binary-junk error when it is junk
     raise FormatError(
         "not a plate-reader export platewatch knows (no plate grid found)", source=sample.path
     )

@@ -1,0 +1,120 @@
+"""The sandboxed worker of bench/fuzz_formats.py: one JSON task per stdin line, one reply each.
+
+Tasks: ``seeds`` (once, first: the seed files and the address-space cap), ``case``
+(mutate a seed, read it, reply the outcome; crashes carry the input), ``shrink`` (delete
+chunks of a crashing input while the same exception type and location persist). The
+protocol runs on a private copy of stdout; fd 1 is pointed at stderr (the log) so nothing
+a library prints can corrupt it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.format_mutations import mutate
+from tests.format_oracle import Outcome, classify
+
+MiB = 1024 * 1024
+
+
+def case_rng(rng_seed: str) -> random.Random:
+    return random.Random(rng_seed + ":mutate")
+
+
+def shrink(data: bytes, fails: Callable[[bytes], bool], deadline: float) -> bytes:
+    """Delete ever smaller chunks while ``fails`` holds (lines first, then bytes)."""
+    lines = data.splitlines(keepends=True)
+    if len(lines) > 1:
+        kept = _shrink_parts(lines, lambda parts: fails(b"".join(parts)), deadline)
+        data = b"".join(kept)
+    return bytes(_shrink_parts(list(data), lambda parts: fails(bytes(parts)), deadline))
+
+
+def _shrink_parts(
+    parts: list[Any], fails: Callable[[list[Any]], bool], deadline: float
+) -> list[Any]:
+    chunk = max(1, len(parts) // 2)
+    while time.monotonic() < deadline:
+        i, changed = 0, False
+        while i < len(parts) and time.monotonic() < deadline:
+            candidate = parts[:i] + parts[i + chunk :]
+            if candidate and fails(candidate):
+                parts, changed = candidate, True
+            else:
+                i += chunk
+        if chunk == 1 and not changed:
+            break
+        chunk = max(1, chunk // 2) if not changed else chunk
+    return parts
+
+
+def _reply(out: Any, message: dict[str, Any]) -> None:
+    message["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.write(json.dumps(message).encode() + b"\n")
+    out.flush()
+
+
+def _as_reply(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "kind": outcome.kind,
+        "error": outcome.error,
+        "where": outcome.where,
+        "message": outcome.message[:300],
+    }
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    warnings.simplefilter("ignore")  # openpyxl warns about every odd part; not our signal
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    seeds: dict[str, list[tuple[str, bytes]]] = {}
+    for raw in sys.stdin.buffer:
+        task = json.loads(raw)
+        op = task["op"]
+        if op == "seeds":
+            seeds = {
+                reader: [(s["name"], base64.b64decode(s["data"])) for s in items]
+                for reader, items in task["seeds"].items()
+            }
+            cap = int(task["memory_mib"]) * MiB
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            continue
+        name, seed = seeds[task["reader"]][task["seed"]]
+        path = Path(name)
+        if op == "case":
+            data = mutate(seed, task["operators"], case_rng(task["rng"]))
+            outcome = classify(path, data)
+            reply = _as_reply(outcome)
+            if outcome.kind == "crash":
+                reply["data"] = base64.b64encode(data).decode()
+        else:  # shrink
+            signature = tuple(task["signature"])
+
+            def fails(
+                candidate: bytes, signature: tuple[str, ...] = signature, path: Path = path
+            ) -> bool:
+                outcome = classify(path, candidate)
+                return outcome.kind == "crash" and (outcome.error, outcome.where) == signature
+
+            data = base64.b64decode(task["data"])
+            small = shrink(data, fails, time.monotonic() + float(task["seconds"]))
+            reply = {"kind": "shrunk", "data": base64.b64encode(small).decode()}
+        reply["id"] = task["id"]
+        _reply(out, reply)
+        if reply["kind"] == "oom":
+            break  # what a MemoryError leaves behind is not a clean process: start afresh
+
+
+if __name__ == "__main__":
+    main()
