@@ -38,6 +38,7 @@ from tests.format_seeds import Seed, seeds_by_reader
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "fuzz_out"
 KINDS = ("ok", "incomplete", "format_error", "crash", "hang", "oom")
+BAD = ("crash", "hang", "oom", "harness_error")  # harness_error: a mutation operator failed
 SHRINK_SECONDS = 60.0
 
 
@@ -66,6 +67,8 @@ class ReaderTally:
     signatures: Counter[str] = field(default_factory=Counter)
     slowest_s: float = 0.0
     peak_rss_mib: float = 0.0
+    seconds_by_seed: Counter[int] = field(default_factory=Counter)
+    cases_by_seed: Counter[int] = field(default_factory=Counter)
 
 
 @dataclass
@@ -286,8 +289,10 @@ def run(args: argparse.Namespace) -> int:
                 tally = tallies[item.reader]
                 tally.outcomes[reply["kind"]] += 1
                 tally.slowest_s = max(tally.slowest_s, seconds)
+                tally.seconds_by_seed[item.seed_index] += seconds
+                tally.cases_by_seed[item.seed_index] += 1
                 tally.peak_rss_mib = max(tally.peak_rss_mib, float(reply.get("rss_mib", 0.0)))
-                if reply["kind"] not in ("crash", "hang", "oom"):
+                if reply["kind"] not in BAD:
                     continue
                 sig = _signature(reply)
                 tally.signatures[sig] += 1
@@ -302,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {done}/{len(cases)} cases, {time.monotonic() - start:.0f} s", flush=True)
     finally:
         pool.close()
-    _report(tallies, saved, time.monotonic() - start)
-    bad = sum(t.outcomes[k] for t in tallies.values() for k in ("crash", "hang", "oom"))
+    _report(tallies, saved, time.monotonic() - start, seeds)
+    bad = sum(t.outcomes[k] for t in tallies.values() for k in BAD)
     return 1 if bad else 0
 
 
@@ -312,23 +317,40 @@ def _signature(reply: dict[str, Any]) -> str:
 
 
 def _regenerate(case: Case, seeds: dict[str, list[Seed]]) -> bytes:
-    return mutate(seeds[case.reader][case.seed_index].data, case.operators, case_rng(case.rng_seed))
+    """The input of a case again (hangs and deaths send nothing back); b"" if that fails."""
+    seed = seeds[case.reader][case.seed_index].data
+    try:
+        return mutate(seed, case.operators, case_rng(case.rng_seed))
+    except Exception:  # the harness_error the worker reported: nothing to save
+        return b""
 
 
 def _report(
-    tallies: dict[str, ReaderTally], saved: dict[tuple[str, str], Path], elapsed: float
+    tallies: dict[str, ReaderTally],
+    saved: dict[tuple[str, str], Path],
+    elapsed: float,
+    seeds: dict[str, list[Seed]],
 ) -> None:
-    header = f"{'reader':<14}{'seeds':>6}{'cases':>8}" + "".join(f"{k:>14}" for k in KINDS)
+    columns = (*KINDS, "harness_error")
     print()
-    print(header + f"{'slowest s':>11}{'peak MiB':>10}")
+    print(
+        f"{'reader':<14}{'seeds':>6}{'cases':>8}"
+        + "".join(f"{k:>14}" for k in columns)
+        + f"{'slowest s':>11}{'peak MiB':>10}"
+    )
     for reader, tally in tallies.items():
         total = sum(tally.outcomes.values())
-        cells = "".join(f"{tally.outcomes[k]:>14}" for k in KINDS)
+        cells = "".join(f"{tally.outcomes[k]:>14}" for k in columns)
         print(
             f"{reader:<14}{tally.seeds:>6}{total:>8}{cells}"
             f"{tally.slowest_s:>11.2f}{tally.peak_rss_mib:>10.0f}"
         )
-    print(f"\n{elapsed:.0f} s in all")
+    print(f"\n{elapsed:.0f} s in all; slowest seeds (mean seconds per case):")
+    for reader, tally in tallies.items():
+        means = {k: tally.seconds_by_seed[k] / n for k, n in tally.cases_by_seed.items()}
+        slow = sorted(means, key=means.__getitem__, reverse=True)[:3]
+        listed = ", ".join(f"{seeds[reader][k].name} {means[k]:.3f}" for k in slow)
+        print(f"  {reader}: {listed}")
     for reader, tally in tallies.items():
         for sig, count in tally.signatures.most_common():
             where = saved.get((reader, sig))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.format_mutations import mutate
-from tests.format_oracle import Outcome, classify
+from tests.format_oracle import Outcome, classify, crash
 
 MiB = 1024 * 1024
 
@@ -93,11 +93,16 @@ def main() -> None:
         name, seed = seeds[task["reader"]][task["seed"]]
         path = Path(name)
         if op == "case":
-            data = mutate(seed, task["operators"], case_rng(task["rng"]))
-            outcome = classify(path, data)
-            reply = _as_reply(outcome)
-            if outcome.kind == "crash":
-                reply["data"] = base64.b64encode(data).decode()
+            try:
+                data = mutate(seed, task["operators"], case_rng(task["rng"]))
+            except Exception as exc:  # a bug of the harness, not of a reader: counted apart
+                reply = _as_reply(crash(exc))
+                reply["kind"] = "harness_error"
+            else:
+                outcome = classify(path, data)
+                reply = _as_reply(outcome)
+                if outcome.kind == "crash":
+                    reply["data"] = base64.b64encode(data).decode()
         else:  # shrink
             signature = tuple(task["signature"])
 

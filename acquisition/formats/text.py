@@ -33,7 +33,10 @@ _TOKENS: dict[str, WellStatus] = {
     "n/a": WellStatus.INVALID,
 }
 _NUMBER = re.compile(r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
-_WAVELENGTH = re.compile(r"(?<![0-9])([2-9][0-9]{2}|1[0-9]{3})(?![0-9])")
+# Three or four digits, not part of a longer number ('1e977', '0.570', '4500')
+_WAVELENGTH = re.compile(
+    r"(?<![0-9.])(?<![0-9][eE])(?<![0-9][eE][+-])([2-9][0-9]{2}|1[0-9]{3})(?![0-9])"
+)
 _CLOCK = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
