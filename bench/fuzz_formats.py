@@ -67,7 +67,8 @@ class ReaderTally:
     signatures: Counter[str] = field(default_factory=Counter)
     slowest_s: float = 0.0
     peak_rss_mib: float = 0.0
-    seconds_by_seed: Counter[int] = field(default_factory=Counter)
+    peak_case: str = ""
+    seconds_by_seed: dict[int, float] = field(default_factory=dict)
     cases_by_seed: Counter[int] = field(default_factory=Counter)
 
 
@@ -156,7 +157,7 @@ class Pool:
             worker: Worker = key.data
             chunk = os.read(key.fd, 1 << 20)
             if not chunk:
-                if worker.task is None:  # it left on purpose (after a MemoryError)
+                if worker.task is None:  # gone between tasks: nothing was lost
                     self._replace(worker)
                 else:
                     done.append(self._died(worker))
@@ -164,8 +165,11 @@ class Pool:
             worker.buffer += chunk
             while b"\n" in worker.buffer and worker.task is not None:
                 line, worker.buffer = worker.buffer.split(b"\n", 1)
-                done.append((worker.task, json.loads(line), time.monotonic() - worker.started))
+                reply = json.loads(line)
+                done.append((worker.task, reply, time.monotonic() - worker.started))
                 worker.task = None
+                if reply.get("leaving"):  # after a MemoryError or its share of cases
+                    self._replace(worker)
         now = time.monotonic()
         for worker in list(self.workers):
             if worker.task is not None and now > worker.deadline:
@@ -175,7 +179,7 @@ class Pool:
         return done
 
     def _died(self, worker: Worker) -> tuple[dict[str, Any], dict[str, Any], float]:
-        task = worker.task or {}
+        task = worker.task or {}  # collect() calls this only for a worker with a task
         code = worker.proc.wait()
         seconds = time.monotonic() - worker.started
         self._replace(worker)
@@ -289,9 +293,13 @@ def run(args: argparse.Namespace) -> int:
                 tally = tallies[item.reader]
                 tally.outcomes[reply["kind"]] += 1
                 tally.slowest_s = max(tally.slowest_s, seconds)
-                tally.seconds_by_seed[item.seed_index] += seconds
+                by_seed = tally.seconds_by_seed
+                by_seed[item.seed_index] = by_seed.get(item.seed_index, 0.0) + seconds
                 tally.cases_by_seed[item.seed_index] += 1
-                tally.peak_rss_mib = max(tally.peak_rss_mib, float(reply.get("rss_mib", 0.0)))
+                rss = float(reply.get("rss_mib", 0.0))
+                if rss > tally.peak_rss_mib:
+                    seed = seeds[item.reader][item.seed_index].name
+                    tally.peak_rss_mib, tally.peak_case = rss, f"{seed} {item.operators}"
                 if reply["kind"] not in BAD:
                     continue
                 sig = _signature(reply)
@@ -345,6 +353,9 @@ def _report(
             f"{reader:<14}{tally.seeds:>6}{total:>8}{cells}"
             f"{tally.slowest_s:>11.2f}{tally.peak_rss_mib:>10.0f}"
         )
+    print("\npeak RSS of one read (worker process, interpreter included):")
+    for reader, tally in tallies.items():
+        print(f"  {reader}: {tally.peak_rss_mib:.0f} MiB, {tally.peak_case}")
     print(f"\n{elapsed:.0f} s in all; slowest seeds (mean seconds per case):")
     for reader, tally in tallies.items():
         means = {k: tally.seconds_by_seed[k] / n for k, n in tally.cases_by_seed.items()}

@@ -4,7 +4,8 @@ Tasks: ``seeds`` (once, first: the seed files and the address-space cap), ``case
 (mutate a seed, read it, reply the outcome; crashes carry the input), ``shrink`` (delete
 chunks of a crashing input while the same exception type and location persist). The
 protocol runs on a private copy of stdout; fd 1 is pointed at stderr (the log) so nothing
-a library prints can corrupt it.
+a library prints can corrupt it. A worker leaves after a MemoryError and after
+``RECYCLE_AFTER`` cases; the pool starts a fresh one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.format_mutations import mutate
 from tests.format_oracle import Outcome, classify, crash
 
 MiB = 1024 * 1024
+RECYCLE_AFTER = 1000  # cases per worker process, so one read's peak RSS is not the heap's
 
 
 def case_rng(rng_seed: str) -> random.Random:
@@ -58,8 +60,27 @@ def _shrink_parts(
     return parts
 
 
+def _reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass  # elsewhere the peak is the worker's lifetime peak: an upper bound
+
+
+def _peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _reply(out: Any, message: dict[str, Any]) -> None:
-    message["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.write(json.dumps(message).encode() + b"\n")
     out.flush()
 
@@ -79,6 +100,7 @@ def main() -> None:
     warnings.simplefilter("ignore")  # openpyxl warns about every odd part; not our signal
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     seeds: dict[str, list[tuple[str, bytes]]] = {}
+    cases = 0
     for raw in sys.stdin.buffer:
         task = json.loads(raw)
         op = task["op"]
@@ -99,8 +121,10 @@ def main() -> None:
                 reply = _as_reply(crash(exc))
                 reply["kind"] = "harness_error"
             else:
+                _reset_peak_rss()
                 outcome = classify(path, data)
                 reply = _as_reply(outcome)
+                reply["rss_mib"] = _peak_rss_mib()  # the read's peak, mutation not included
                 if outcome.kind == "crash":
                     reply["data"] = base64.b64encode(data).decode()
         else:  # shrink
@@ -116,9 +140,12 @@ def main() -> None:
             small = shrink(data, fails, time.monotonic() + float(task["seconds"]))
             reply = {"kind": "shrunk", "data": base64.b64encode(small).decode()}
         reply["id"] = task["id"]
+        cases += 1
+        # a fresh process next: what a MemoryError or heap growth leaves is not clean
+        reply["leaving"] = reply["kind"] == "oom" or cases >= RECYCLE_AFTER
         _reply(out, reply)
-        if reply["kind"] == "oom":
-            break  # what a MemoryError leaves behind is not a clean process: start afresh
+        if reply["leaving"]:
+            break
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from acquisition.formats import read_any, read_export
 from acquisition.formats import text as formats_text
 from acquisition.formats.base import MAX_WORKBOOK_CELLS
 from acquisition.formats.grid import split_rows
-from datamodel import PlateRead, WellStatus
+from datamodel import PlateRead, WellStatus, row_index
 from errors import FormatError
 from tests import zip_mutations
 from tests.format_oracle import check_export, message_problem
@@ -248,3 +248,45 @@ def test_tokenising_in_blocks_is_tokenising_the_whole_text(
         formats_text.BLOCK_BYTES = original
     assert "".join(blocks) == whole
     assert split_rows(blocks, ",", PATH) == split_rows(whole, ",", PATH)
+
+
+# --- well addressing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", ["ı", "ſ", "ß", "Ä", "Ⅰ"])
+def test_non_ascii_row_labels_are_no_rows(label: str) -> None:
+    """'ı'.upper() is 'I': a grid went on into row I (and a 384-well plate) on a typo."""
+    with pytest.raises(ValueError, match="not a plate row"):
+        row_index(label)
+    lines = ["," + ",".join(str(c) for c in range(1, 13))]
+    lines += [f"{letter}," + ",".join("0.5" for _ in range(12)) for letter in "ABCDEFGH"]
+    lines.append(f"{label}," + ",".join("9.9" for _ in range(12)))
+    read = read_export(PATH.with_suffix(".csv"), "\n".join(lines).encode()).plates[0].reads[0]
+    assert read.shape == (8, 12)
+    assert (read.values == 0.5).all()
+
+
+@pytest.mark.parametrize("col", ["0", "-1", "1e977", "13.5", "²"])
+def test_row_col_table_with_an_impossible_column_is_refused(col: str) -> None:
+    """IndexError/OverflowError, or the well landed silently in A12/A11 (columns 0, -1)."""
+    lines = ["row,col,od", "A,1,0.5", "A,2,0.6", f"B,{col},0.7"]
+    text = _refused("\n".join(lines).encode(), "line 4", "is not a well")
+    assert col[:3] in text or col == "²"
+
+
+def test_duplicate_well_in_a_long_table_names_both_lines() -> None:
+    lines = ["well,od", "A1,0.5", "A2,0.6", "A1,0.7"]
+    _refused("\n".join(lines).encode(), "line 4", "A1", "first on line 2")
+
+
+def test_plate_and_replicate_columns_split_a_long_table_into_plates() -> None:
+    lines = ["plate,replicate,well,od"]
+    lines += [f"{p},{r},{w},{0.1 * (p + r)}" for p in (1, 2) for r in (1, 2) for w in ("A1", "B2")]
+    export = read_export(PATH.with_suffix(".csv"), "\n".join(lines).encode())
+    assert [p.plate_id for p in export.plates] == [
+        "plate 1 / replicate 1",
+        "plate 1 / replicate 2",
+        "plate 2 / replicate 1",
+        "plate 2 / replicate 2",
+    ]
+    assert export.plates[3].reads[0].values[1, 1] == pytest.approx(0.4)

@@ -100,7 +100,8 @@ def _int_token(text: str) -> int | None:
 
 
 def _row_label_is(cell: str, index: int) -> bool:
-    return cell.strip().upper() == row_label(index)
+    text = cell.strip()
+    return text.isascii() and text.upper() == row_label(index)  # 'ı'.upper() is 'I'
 
 
 def _mode(label: str, values: list[float]) -> ReadMode:
