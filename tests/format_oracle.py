@@ -52,8 +52,8 @@ def classify(path: Path, data: bytes) -> Outcome:
         return _checked(exc, path, "incomplete")
     except FormatError as exc:
         return _checked(exc, path, "format_error")
-    except MemoryError:
-        return Outcome("oom", "MemoryError")
+    except MemoryError as exc:
+        return Outcome("oom", "MemoryError", crash(exc).where)
     except Exception as exc:  # the harness counts what the readers must never raise
         return crash(exc)
     return Outcome("ok")

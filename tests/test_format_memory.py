@@ -1,7 +1,7 @@
 """Memory: hostile and huge inputs are refused (or read) within a bounded peak RSS.
 
-Each file is written to disk and read by ``read_any`` in a fresh subprocess, which reports
-its peak resident set (``ru_maxrss``) and the outcome; the limit is 300 MB for the whole
+Each file is written to disk and read by ``read_any`` in a fresh subprocess, whose peak
+resident set (``ru_maxrss``) and outcome are reported; the limit is 300 MB for the whole
 process (interpreter, numpy and openpyxl included). The subprocess runs under an
 address-space cap so that a regression shows as a MemoryError here, not as the machine
 swapping.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from acquisition.formats.base import MAX_CELLS
+from acquisition.formats.base import DEFAULT_MAX_BYTES, MAX_CELLS, MiB
 from tests import zip_mutations
 from tests.format_seeds import generated_seeds
 
@@ -38,14 +38,27 @@ except FormatError as exc:
     outcome, message = type(exc).__name__, str(exc)
 except MemoryError:
     outcome = "MemoryError"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"outcome": outcome, "message": message, "peak_mb": peak * 1.048576}))
+print(json.dumps({"outcome": outcome, "message": message}))
+"""
+# Linux carries the high-water mark of the process that forked a child over into the
+# child's ru_maxrss (exec saves the old address space's peak), so a reader started from
+# pytest would report pytest's size. A small launcher starts the reader and reports
+# RUSAGE_CHILDREN: the reader's own peak, plus at most the launcher's few megabytes.
+_LAUNCH = """
+import json, resource, subprocess, sys
+done = subprocess.run([sys.executable, "-c", sys.argv[1], sys.argv[2]], capture_output=True, text=True)
+if done.returncode:
+    sys.exit(done.stderr[-2000:] or f"reader exited with {done.returncode}")
+result = json.loads(done.stdout)
+result["peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e6
+print(json.dumps(result))
 """
 
 
 def read_in_subprocess(path: Path) -> dict[str, object]:
+    """Outcome, message and peak RSS (MB) of ``read_any(path)`` in a fresh process."""
     done = subprocess.run(
-        [sys.executable, "-c", _READ, str(path)],
+        [sys.executable, "-c", _LAUNCH, _READ, str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -136,10 +149,21 @@ def _long_table(path: Path, *, reads: int, digits: int, max_bytes: int, max_cell
     return cells
 
 
-def test_50_mb_long_table_is_refused_within_300_mb(tmp_path: Path) -> None:
+def test_50_mb_long_table_is_refused_before_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
-    cells = _long_table(path, reads=2, digits=4, max_bytes=50_000_000, max_cells=10**9)
-    assert cells > MAX_CELLS and path.stat().st_size > 50_000_000
+    _long_table(path, reads=2, digits=4, max_bytes=50_000_000, max_cells=10**9)
+    assert path.stat().st_size > 50_000_000 > DEFAULT_MAX_BYTES
+    result = read_in_subprocess(path)
+    assert result["outcome"] == "FormatError", result
+    assert "too large" in str(result["message"]) and str(path) in str(result["message"])
+    assert float(str(result["peak_mb"])) < PEAK_LIMIT_MB, result
+
+
+def test_long_table_over_the_cell_limit_is_refused_within_300_mb(tmp_path: Path) -> None:
+    """Under the size limit, over the cell limit: refused by a count, before tokenising."""
+    path = tmp_path / "long.csv"
+    cells = _long_table(path, reads=2, digits=4, max_bytes=DEFAULT_MAX_BYTES - MiB, max_cells=10**9)
+    assert cells > MAX_CELLS and path.stat().st_size < DEFAULT_MAX_BYTES
     result = read_in_subprocess(path)
     assert result["outcome"] == "FormatError", result
     assert "cells" in str(result["message"]) and str(path) in str(result["message"])
@@ -147,10 +171,12 @@ def test_50_mb_long_table_is_refused_within_300_mb(tmp_path: Path) -> None:
 
 
 def test_largest_long_table_within_the_limits_reads_within_300_mb(tmp_path: Path) -> None:
-    """Cells just under the limit, long numbers: a legitimate (if absurd) table that parses."""
+    """Just under both limits, long numbers: a legitimate (if absurd) table that parses."""
     path = tmp_path / "wide.csv"
-    cells = _long_table(path, reads=18, digits=20, max_bytes=10**9, max_cells=MAX_CELLS)
-    assert cells > 0.95 * MAX_CELLS
+    cells = _long_table(
+        path, reads=18, digits=13, max_bytes=DEFAULT_MAX_BYTES - MiB, max_cells=MAX_CELLS
+    )
+    assert cells > 0.9 * MAX_CELLS and path.stat().st_size > 0.8 * DEFAULT_MAX_BYTES
     result = read_in_subprocess(path)
     assert result["outcome"] == "ok", result
     assert float(str(result["peak_mb"])) < PEAK_LIMIT_MB, result

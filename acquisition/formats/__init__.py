@@ -103,7 +103,7 @@ def reader_named(name: str) -> Reader[object]:
 
 def sniff(sample: Sample) -> Sniffed[object]:
     """The reader for this content and what it found; FormatError naming the cause."""
-    if not sample.data.strip():
+    if _blank(sample.data):
         raise IncompleteFileError("empty file (nothing written yet)", source=sample.path)
     for reader in READERS:
         if reader.priority >= GENERIC_PRIORITY:
@@ -130,6 +130,19 @@ def size_limit(head: bytes) -> int:
     return max((r.max_bytes for r in READERS if r.claims_size(head)), default=0)
 
 
+def _check_size(size: int, head: bytes, source: Path) -> None:
+    limit = size_limit(head)
+    if size > limit:
+        raise FormatError(
+            f"{size} bytes is too large for any export platewatch reads (limit {limit})",
+            source=source,
+        )
+
+
+def _blank(data: bytes) -> bool:
+    return not data or data.isspace()  # no copy of the file, unlike data.strip()
+
+
 def load_bytes(path: str | Path) -> bytes:
     """The file's bytes; FormatError with a plain cause when it cannot or must not be read.
 
@@ -140,14 +153,9 @@ def load_bytes(path: str | Path) -> bytes:
         with source.open("rb") as fh:
             size = fh.seek(0, 2)
             fh.seek(0)
-            head = fh.read(HEAD_BYTES)
-            limit = size_limit(head)
-            if size > limit:
-                raise FormatError(
-                    f"{size} bytes is too large for any export platewatch reads (limit {limit})",
-                    source=source,
-                )
-            return head + fh.read()
+            _check_size(size, fh.read(HEAD_BYTES), source)
+            fh.seek(0)
+            return fh.read()  # one buffer: head + rest would hold the file twice
     except FileNotFoundError:
         raise FormatError("file not found", source=source) from None
     except IsADirectoryError:
@@ -166,10 +174,12 @@ def read_any(path: str | Path, data: bytes | None = None, *, format: str | None 
     source = Path(path)
     if data is None:
         data = load_bytes(source)
+    else:
+        _check_size(len(data), data[:HEAD_BYTES], source)
     sample = Sample(path=source, data=data)
     if format is not None:
         reader = reader_named(format)
-        if not sample.data.strip():
+        if _blank(sample.data):
             raise IncompleteFileError("empty file (nothing written yet)", source=source)
         found = reader.sniff(sample)
         if found is None:

@@ -33,7 +33,11 @@ ReaderKind = Literal["plate", "cytometry"]
 Export = ExportFile | CytometryFile
 
 MiB = 1024 * 1024
-DEFAULT_MAX_BYTES = 64 * MiB  # text and workbook exports: real ones are kilobytes
+# Text tables: memory is the file plus some 75 bytes a cell once tokenised. At these
+# limits the worst table (2 million cells of 15 characters) peaks near 240 MB, the
+# interpreter included; real exports are kilobytes (the largest text export in the corpus,
+# a 114-plate screen, is 1.3 MB and 350,000 cells).
+DEFAULT_MAX_BYTES = 32 * MiB  # text and workbook exports
 MAX_CELLS = 2_000_000  # cells of the tables of a text export (a 1536-well plate × 1,300 reads)
 # Workbooks: openpyxl's read-only mode walks a sheet up to three times (twice looking for
 # its size when there is no <dimension>), several microseconds per XML element each, and
