@@ -1,13 +1,14 @@
 """Regression tests: every reproducer the fuzz harness (bench/fuzz_formats.py) found.
 
-Each input is generated here (small, with its truth known) rather than stored; the comment
-on each test names the crash class it was and where the root was fixed.
+Each input is generated here (small, with its truth known) rather than stored; the
+docstring of each test names the crash class the harness reported.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,11 +57,11 @@ def _grid_96() -> list[list[object]]:
     return rows
 
 
-def _with_sheet(data: bytes, change: object) -> bytes:
+def _with_sheet(data: bytes, change: Callable[[str], str]) -> bytes:
     members = zip_mutations.members_of(data)
     assert members is not None
     sheet = members["xl/worksheets/sheet1.xml"].decode()
-    members["xl/worksheets/sheet1.xml"] = change(sheet).encode()  # type: ignore[operator]
+    members["xl/worksheets/sheet1.xml"] = change(sheet).encode()
     return zip_mutations.write_clean(members)
 
 
@@ -71,7 +72,7 @@ def test_unread_wells_are_well_status_members_not_plain_strings() -> None:
     """BrokenInvariant 'not_read is not a WellStatus': np.full stored the enum's str value."""
     read = PlateRead.empty(8, 12)
     assert all(s is WellStatus.NOT_READ for s in read.status.ravel())
-    text = ",".join(["well", "od"]) + "\nA1,0.5\nB2,OVRFLW\n"
+    text = "well,od\nA1,0.5\nB2,OVRFLW\n"
     export = read_export(PATH.with_suffix(".csv"), text.encode())
     status = export.plates[0].reads[0].status
     assert status[0, 0] is WellStatus.OK and status[1, 1] is WellStatus.OVERFLOW

@@ -9,8 +9,11 @@ expected) or :class:`IncompleteFileError` (still being written: the daemon waits
 
 Limits are part of the contract: a reader declares the largest file it reads
 (``max_bytes``), the registry refuses bigger ones before reading them, and the shared
-views below refuse content whose size would explode in memory (xlsx members that inflate
-beyond :data:`MAX_INFLATED_BYTES`, tables beyond :data:`MAX_CELLS` cells).
+views below refuse content whose size would explode in memory or time before building it:
+text tables beyond :data:`MAX_CELLS` cells (counted on the bytes), workbooks whose members
+declare more than :data:`MAX_INFLATED_BYTES`, use a compression other than deflate, hold
+more than :data:`MAX_XML_ELEMENTS` elements, or yield more than :data:`MAX_WORKBOOK_CELLS`
+cells or :data:`MAX_WORKBOOK_TEXT` characters. The figures behind each limit are below.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ MAX_INFLATED_BYTES = 32 * MiB  # every member of an xlsx together, as declared i
 MAX_MEMBERS = 10_000
 MAX_XML_ELEMENTS = 500_000  # start tags in all members ("<" not followed by "/")
 MAX_WORKBOOK_CELLS = 150_000  # cells yielded by openpyxl (padding included, rows at least 1)
-MAX_WORKBOOK_TEXT = 16 * MiB  # characters over all cells (a shared string once per cell)
+MAX_WORKBOOK_TEXT = 16_000_000  # characters over all cells (a shared string once per cell)
 HEAD_BYTES = 64 * 1024
 
 T = TypeVar("T")
@@ -159,7 +162,7 @@ _WORKBOOK_ERRORS: tuple[type[BaseException], ...] = (
 )
 # What spreadsheets write. zipfile inflates bzip2 and LZMA members without an output
 # bound (one read can yield gigabytes), and Deflate64 and the rest it cannot read at all.
-_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 
 def _check_zip(path: Path, data: bytes) -> None:

@@ -289,11 +289,11 @@ def _mostly_numbers(column: list[str], decimal_comma: bool) -> bool:
     """At least half the cells (and one) are numbers; stops as soon as that is decided."""
     need = max(1, len(column) // 2)
     numbers = 0
-    for left, value in enumerate(reversed(column), start=1):
+    for seen, value in enumerate(column, start=1):
         numbers += is_number(value, decimal_comma=decimal_comma)
         if numbers >= need:
             return True
-        if numbers + len(column) - left < need:
+        if numbers + len(column) - seen < need:
             return False
     return False
 
