@@ -344,7 +344,7 @@ def _report(
     print(
         f"{'reader':<14}{'seeds':>6}{'cases':>8}"
         + "".join(f"{k:>14}" for k in columns)
-        + f"{'slowest s':>11}{'peak MiB':>10}"
+        + f"{'slowest s':>11}{'read +MiB':>10}"
     )
     for reader, tally in tallies.items():
         total = sum(tally.outcomes.values())
@@ -353,7 +353,7 @@ def _report(
             f"{reader:<14}{tally.seeds:>6}{total:>8}{cells}"
             f"{tally.slowest_s:>11.2f}{tally.peak_rss_mib:>10.0f}"
         )
-    print("\npeak RSS of one read (worker process, interpreter included):")
+    print("\nlargest growth of a worker's resident set during one read:")
     for reader, tally in tallies.items():
         print(f"  {reader}: {tally.peak_rss_mib:.0f} MiB, {tally.peak_case}")
     print(f"\n{elapsed:.0f} s in all; slowest seeds (mean seconds per case):")

@@ -69,11 +69,12 @@ def _reset_peak_rss() -> None:
         pass  # elsewhere the peak is the worker's lifetime peak: an upper bound
 
 
-def _peak_rss_mib() -> float:
+def _rss_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MiB."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -122,9 +123,12 @@ def main() -> None:
                 reply["kind"] = "harness_error"
             else:
                 _reset_peak_rss()
+                before = _rss_mib("VmRSS")
                 outcome = classify(path, data)
                 reply = _as_reply(outcome)
-                reply["rss_mib"] = _peak_rss_mib()  # the read's peak, mutation not included
+                # what the read added to the resident set (the mutation and earlier cases
+                # leave heap behind that a read may reuse, so this is a lower bound)
+                reply["rss_mib"] = max(0.0, _rss_mib("VmHWM") - before)
                 if outcome.kind == "crash":
                     reply["data"] = base64.b64encode(data).decode()
         else:  # shrink

@@ -291,3 +291,21 @@ def test_plate_and_replicate_columns_split_a_long_table_into_plates() -> None:
         "plate 2 / replicate 2",
     ]
     assert export.plates[3].reads[0].values[1, 1] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+        '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>',
+    ],
+)
+def test_xlsx_part_with_a_dtd_is_refused_before_parsing(doctype: str) -> None:
+    """Growth of 40-90 MB per workbook: expat expands entities for megabytes before it stops."""
+
+    def with_dtd(sheet: str) -> str:
+        return re.sub(r"^<\?xml[^>]*\?>", "", sheet).replace(
+            "<worksheet", doctype + "<worksheet", 1
+        )
+
+    _refused(_with_sheet(_workbook(_grid_96()), with_dtd), "declares a DTD")

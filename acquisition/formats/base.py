@@ -19,6 +19,7 @@ cells or :data:`MAX_WORKBOOK_TEXT` characters. The figures behind each limit are
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -163,6 +164,9 @@ _WORKBOOK_ERRORS: tuple[type[BaseException], ...] = (
 # What spreadsheets write. zipfile inflates bzip2 and LZMA members without an output
 # bound (one read can yield gigabytes), and Deflate64 and the rest it cannot read at all.
 _ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+# OOXML parts never declare a DTD; entity declarations are how XML expansion bombs work
+# (expat stops them only after megabytes of expansion).
+_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)")
 
 
 def _check_zip(path: Path, data: bytes) -> None:
@@ -170,9 +174,9 @@ def _check_zip(path: Path, data: bytes) -> None:
 
     Checked before openpyxl sees it: the members' declared sizes (zipfile never inflates a
     member beyond its declared size), their compression methods, their CRCs (every member
-    is inflated once, in 1 MiB steps), and the number of XML elements (each one
-    openpyxl would build; its read-only mode walks a sheet twice when it has no
-    ``<dimension>``, keeping every row element of the first pass).
+    is inflated once, in 1 MiB steps), DTDs (entity expansion), and the number of XML
+    elements (each one openpyxl would build; its read-only mode walks a sheet twice when it
+    has no ``<dimension>``, keeping every row element of the first pass).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -199,7 +203,13 @@ def _check_zip(path: Path, data: bytes) -> None:
                     tail = b""
                     while chunk := fh.read(MiB):
                         elements += _start_tags(tail + chunk) - _start_tags(tail)
-                        tail = chunk[-1:]
+                        if _DTD.search(tail + chunk):
+                            raise FormatError(
+                                f"xlsx member {shown(member.filename)} declares a DTD or "
+                                "entities: spreadsheets never do (an entity-expansion bomb?)",
+                                source=path,
+                            )
+                        tail = chunk[-8:]
             if elements > MAX_XML_ELEMENTS:
                 raise FormatError(
                     f"xlsx with {elements} XML elements (limit {MAX_XML_ELEMENTS}): "
@@ -215,6 +225,7 @@ def _check_zip(path: Path, data: bytes) -> None:
 
 
 def _start_tags(xml: bytes) -> int:
+    """'<' that open an element ('<!' and '<?' too: a bound, not a parse)."""
     return xml.count(b"<") - xml.count(b"</")
 
 
