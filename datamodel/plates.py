@@ -69,7 +69,10 @@ def row_label(index: int) -> str:
 
 def row_index(label: str) -> int:
     """Inverse of :func:`row_label` (ASCII letters only); ValueError on anything else."""
-    text = label.strip().upper()
+    text = label.strip()
+    if not text.isascii():  # 'ı'.upper() is 'I' and 'ß'.upper() is 'SS': never a row
+        raise ValueError(f"not a plate row: {label!r}")
+    text = text.upper()
     if not _ROW.fullmatch(text):
         raise ValueError(f"not a plate row: {label!r}")
     if len(text) == 1:

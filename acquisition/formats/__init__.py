@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from acquisition.formats.base import HEAD_BYTES, Export, Reader, Sample, Sniffed
+from acquisition.formats.text import check_text
 from datamodel import ExportFile
 from errors import FormatError, IncompleteFileError
 
@@ -74,7 +75,7 @@ def reader_named(name: str) -> Reader[object]:
 
 def sniff(sample: Sample) -> Sniffed[object]:
     """The reader for this content and what it found; FormatError naming the cause."""
-    if not sample.data.strip():
+    if _blank(sample.data):
         raise IncompleteFileError("empty file (nothing written yet)", source=sample.path)
     for reader in READERS:
         if reader.priority >= GENERIC_PRIORITY:
@@ -90,7 +91,7 @@ def sniff(sample: Sample) -> Sniffed[object]:
             return Sniffed(reader, found)
     _refuse_unsupported(sample)
     if not sample.is_zip:
-        sample.text  # noqa: B018 - raises the binary-junk error when it is junk
+        check_text(sample.data, str(sample.path))  # the binary-junk error when it is junk
     raise FormatError(
         "not a plate-reader export platewatch knows (no plate grid found)", source=sample.path
     )
@@ -99,6 +100,19 @@ def sniff(sample: Sample) -> Sniffed[object]:
 def size_limit(head: bytes) -> int:
     """The largest file any reader that may own content starting with ``head`` accepts."""
     return max((r.max_bytes for r in READERS if r.claims_size(head)), default=0)
+
+
+def _check_size(size: int, head: bytes, source: Path) -> None:
+    limit = size_limit(head)
+    if size > limit:
+        raise FormatError(
+            f"{size} bytes is too large for any export platewatch reads (limit {limit})",
+            source=source,
+        )
+
+
+def _blank(data: bytes) -> bool:
+    return not data or data.isspace()  # no copy of the file, unlike data.strip()
 
 
 def load_bytes(path: str | Path) -> bytes:
@@ -111,14 +125,9 @@ def load_bytes(path: str | Path) -> bytes:
         with source.open("rb") as fh:
             size = fh.seek(0, 2)
             fh.seek(0)
-            head = fh.read(HEAD_BYTES)
-            limit = size_limit(head)
-            if size > limit:
-                raise FormatError(
-                    f"{size} bytes is too large for any export platewatch reads (limit {limit})",
-                    source=source,
-                )
-            return head + fh.read()
+            _check_size(size, fh.read(HEAD_BYTES), source)
+            fh.seek(0)
+            return fh.read()  # one buffer: head + rest would hold the file twice
     except FileNotFoundError:
         raise FormatError("file not found", source=source) from None
     except IsADirectoryError:
@@ -139,6 +148,8 @@ def read_any(path: str | Path, data: bytes | None = None, *, format: str | None 
     source = Path(path)
     if data is None:
         data = load_bytes(source)
+    else:
+        _check_size(len(data), data[:HEAD_BYTES], source)
     if format is not None and format.startswith("allotropy:"):
         if not data.strip():
             raise IncompleteFileError("empty file (nothing written yet)", source=source)
@@ -148,7 +159,7 @@ def read_any(path: str | Path, data: bytes | None = None, *, format: str | None 
     sample = Sample(path=source, data=data)
     if format is not None:
         reader = reader_named(format)
-        if not sample.data.strip():
+        if _blank(sample.data):
             raise IncompleteFileError("empty file (nothing written yet)", source=source)
         found = reader.sniff(sample)
         if found is None:

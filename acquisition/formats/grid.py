@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from acquisition.formats.base import Reader, Sample, check_cells, count_cells
-from acquisition.formats.text import grid_to_read, is_number, wavelength_from_label
+from acquisition.formats.text import (
+    check_text,
+    decode_blocks,
+    grid_to_read,
+    is_number,
+    shown,
+    wavelength_from_label,
+)
 from datamodel import ExportFile, Plate, PlateRead, ReadMode, parse_well, row_index, row_label
 from errors import FormatError
 
 _BARE_SHAPES = ((8, 12), (16, 24))
+_BARE_WIDTHS = {cols for _, cols in _BARE_SHAPES}
+_ONE = {"1", "01", "1.0", "01.0"}
 _POSITION = re.compile(r"^(row|col|column|well|well ?id|well ?position|wells?)$", re.IGNORECASE)
 _NOT_READ_COLUMNS = re.compile(
     r"^(row|col|column|well|plate|plate ?id|barcode|replicate|rep|n|index|id)$|dose|conc",
@@ -47,15 +57,22 @@ def _tables(sample: Sample) -> list[_Table]:
     """The tables of the file (one per sheet for xlsx), within the cell limit."""
     if sample.is_zip:
         return [_Table(name, rows, False) for name, rows in sample.sheets]
-    text = sample.text
     delimiter = _delimiter(sample.head_lines)
-    check_cells(sample.path, count_cells(text, delimiter))
-    return [_Table("", split_rows(text, delimiter, sample.path), delimiter != ",")]
+    check_cells(sample.path, count_cells(sample.data, delimiter))
+    rows = split_rows(decode_blocks(sample.data, str(sample.path)), delimiter, sample.path)
+    return [_Table("", rows, delimiter != ",")]
 
 
-def split_rows(text: str, delimiter: str, source: Path) -> list[list[str]]:
-    """Tokenise delimited text line by line (a lone CR ends a line, as in old Mac files)."""
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+def split_rows(blocks: Iterable[str], delimiter: str, source: Path) -> list[list[str]]:
+    """Tokenise delimited text line by line (a lone CR ends a line, as in old Mac files).
+
+    ``blocks`` are pieces of the text that end at line ends (a str is one piece); only one
+    piece's lines exist at a time.
+    """
+    pieces = [blocks] if isinstance(blocks, str) else blocks
+    reader = csv.reader(
+        (line for piece in pieces for line in piece.splitlines()), delimiter=delimiter
+    )
     try:
         return list(reader)
     except csv.Error as exc:  # a field over the csv module's limit, a NUL, a broken quote
@@ -83,7 +100,8 @@ def _int_token(text: str) -> int | None:
 
 
 def _row_label_is(cell: str, index: int) -> bool:
-    return cell.strip().upper() == row_label(index)
+    text = cell.strip()
+    return text.isascii() and text.upper() == row_label(index)  # 'ı'.upper() is 'I'
 
 
 def _mode(label: str, values: list[float]) -> ReadMode:
@@ -122,7 +140,7 @@ def _labelled_grids(table: _Table, source: Path) -> list[PlateRead]:
         row = rows[i]
         found_at = None
         for j in range(1, len(row)):
-            if _int_token(row[j]) != 1:
+            if row[j].strip() not in _ONE:  # what _int_token reads as 1 (a fast first test)
                 continue
             n = 0
             while j + n < len(row) and _int_token(row[j + n]) == n + 1:
@@ -163,11 +181,14 @@ def _bare_blocks(table: _Table, source: Path) -> list[PlateRead]:
     reads: list[PlateRead] = []
     widths = []
     for row in rows:
-        cells = list(row)
-        while cells and not cells[-1].strip():
-            cells.pop()
-        numeric = sum(is_number(c, decimal_comma=comma) for c in cells)
-        widths.append(len(cells) if cells and numeric >= len(cells) // 2 else 0)
+        width = len(row)
+        while width and not row[width - 1].strip():
+            width -= 1
+        if width not in _BARE_WIDTHS:  # cannot be a block row: no need to parse its cells
+            widths.append(0)
+            continue
+        numeric = sum(is_number(c, decimal_comma=comma) for c in row[:width])
+        widths.append(width if numeric >= width // 2 else 0)
     i = 0
     while i < len(rows):
         for nrows, ncols in _BARE_SHAPES:
@@ -219,8 +240,8 @@ def _long_table(table: _Table, source: Path) -> list[tuple[str, list[PlateRead]]
         except (ValueError, IndexError):
             if line == 2:
                 return []  # not a table of wells at all
-            shown = r[well_col] if well_col is not None and well_col < len(r) else ",".join(r)[:40]
-            raise FormatError(f"line {line}: {shown!r} is not a well", source=source) from None
+            cell = r[well_col] if well_col is not None and well_col < len(r) else ",".join(r)
+            raise FormatError(f"line {line}: {shown(cell)} is not a well", source=source) from None
 
     plate_col = _column(lower, _PLATE_COLUMNS)
     rep_col = _column(lower, _REPLICATE_COLUMNS)
@@ -241,7 +262,7 @@ def _long_table(table: _Table, source: Path) -> list[tuple[str, list[PlateRead]]
                 first = seen[positions[k]] + 2
                 raise FormatError(
                     f"line {k + 2}: well {row_label(positions[k][0])}{positions[k][1] + 1} "
-                    f"appears again (first on line {first}){' in ' + name if name else ''}; "
+                    f"appears again (first on line {first}){' in ' + shown(name) if name else ''}; "
                     "add a plate or replicate column to tell the plates apart",
                     source=source,
                 )
@@ -255,14 +276,26 @@ def _long_table(table: _Table, source: Path) -> list[tuple[str, list[PlateRead]]
             ):
                 continue
             column = [body[k][j] if j < len(body[k]) else "" for k in members]
-            numeric = sum(is_number(v, decimal_comma=table.decimal_comma) for v in column)
-            if numeric < max(1, len(column) // 2):
+            if not _mostly_numbers(column, table.decimal_comma):
                 continue
             cells = [(*positions[k], v) for k, v in zip(members, column, strict=True)]
             reads.append(_make_read(cells, table, column_name, source))
         if reads:
             out.append((name, reads))
     return out
+
+
+def _mostly_numbers(column: list[str], decimal_comma: bool) -> bool:
+    """At least half the cells (and one) are numbers; stops as soon as that is decided."""
+    need = max(1, len(column) // 2)
+    numbers = 0
+    for seen, value in enumerate(column, start=1):
+        numbers += is_number(value, decimal_comma=decimal_comma)
+        if numbers >= need:
+            return True
+        if numbers + len(column) - seen < need:
+            return False
+    return False
 
 
 def _cell(row: list[str], k: int) -> str:
@@ -279,12 +312,12 @@ def _column_number(text: str) -> int:
 
 def _find(sample: Sample) -> list[tuple[str, list[PlateRead]]] | None:
     """What the sniffer hands the reader: (plate name, reads) per plate found."""
-    try:
-        tables = _tables(sample)
-    except FormatError:
-        if sample.is_zip:
-            raise  # a damaged or oversized workbook: say so, do not call it "no grid"
-        tables = []
+    if not sample.is_zip:
+        try:
+            check_text(sample.data, str(sample.path))
+        except FormatError:
+            return None  # binary junk is not a grid: the registry says what it is
+    tables = _tables(sample)  # an oversized or damaged table: say so, do not call it "no grid"
     found: list[tuple[str, list[PlateRead]]] = []
     for table in tables:
         reads = _labelled_grids(table, sample.path) or _bare_blocks(table, sample.path)

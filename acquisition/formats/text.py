@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -32,43 +33,115 @@ _TOKENS: dict[str, WellStatus] = {
     "n/a": WellStatus.INVALID,
 }
 _NUMBER = re.compile(r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
-_WAVELENGTH = re.compile(r"(?<![0-9])([2-9][0-9]{2}|1[0-9]{3})(?![0-9])")
+# Three or four digits, not part of a longer number ('1e977', '0.570', '4500')
+_WAVELENGTH = re.compile(
+    r"(?<![0-9.])(?<![0-9][eE])(?<![0-9][eE][+-])([2-9][0-9]{2}|1[0-9]{3})(?![0-9])"
+)
 _CLOCK = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
-def decode(data: bytes, source: str) -> str:
-    """BOM (UTF-8/UTF-16) → UTF-8 → cp1252; NUL bytes in what is left mean binary junk."""
+_LINE_END = re.compile(rb"\r\n?|\n")
+BLOCK_BYTES = 1024 * 1024
+
+
+def _codec(data: bytes, source: str) -> tuple[str, int]:
+    """How ``data`` decodes: (codec, BOM bytes to skip), without building the text.
+
+    BOM (UTF-8/UTF-16) → UTF-8 → cp1252; NUL bytes in what is left mean binary junk.
+    """
     if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            if exc.end >= len(data):
-                # Cut inside its last character (a half-written file, or the 64 KiB head):
-                # decode what is whole; the reader sees where the text stops.
-                return data[: exc.start].decode("utf-16")
-            raise FormatError("UTF-16 text that does not decode", source=source) from None
+        return "utf-16", 0
+    skip = 0
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+        skip = 3
     elif len(data) >= 4 and data[1:4:2] == b"\x00\x00" and data[0:4:2] != b"\x00\x00":
         # UTF-16LE without a BOM: every second byte of ASCII text is NUL.
-        try:
-            return data.decode("utf-16-le")
-        except UnicodeDecodeError as exc:
-            if exc.end >= len(data):
-                return data[: exc.start].decode("utf-16-le", errors="replace")
-    if b"\x00" in data:
+        if _decodes(data, "utf-16-le", 0):
+            return "utf-16-le", 0
+    if data.find(b"\x00", skip) >= 0:
         raise FormatError("binary content, not a text export", source=source)
+    if data.isascii() or _decodes(data, "utf-8", skip):
+        return "utf-8", skip
+    return "cp1252", skip
+
+
+def _decodes(data: bytes, codec: str, skip: int) -> bool:
+    """Whether ``data[skip:]`` is valid ``codec`` (checked in blocks: no whole copy)."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(data)
     try:
-        return data.decode("utf-8")
+        for start in range(skip, len(data), BLOCK_BYTES):
+            decoder.decode(view[start : start + BLOCK_BYTES])
+    except UnicodeDecodeError:
+        return False
+    return True  # a character cut at the very end (a half-written file) is not junk
+
+
+def _decode_all(data: bytes, codec: str, skip: int, source: str) -> str:
+    body = data[skip:]
+    try:
+        return body.decode(codec, errors="replace" if codec == "cp1252" else "strict")
     except UnicodeDecodeError as exc:
-        if exc.end >= len(data) and exc.reason == "unexpected end of data":
-            return data[: exc.start].decode("utf-8")  # cut inside its last character
-        return data.decode("cp1252", errors="replace")
+        if exc.end >= len(body):
+            # Cut inside its last character (a half-written file, or the 64 KiB head):
+            # decode what is whole; the reader sees where the text stops.
+            return body[: exc.start].decode(codec, errors="replace")
+        raise FormatError(f"{codec.upper()} text that does not decode", source=source) from None
+
+
+def decode(data: bytes, source: str) -> str:
+    """The file as text: BOM (UTF-8/UTF-16) → UTF-8 → cp1252; FormatError for binary junk."""
+    codec, skip = _codec(data, source)
+    return _decode_all(data, codec, skip, source)
+
+
+def check_text(data: bytes, source: str) -> None:
+    """FormatError if :func:`decode` would refuse ``data`` (without keeping the text)."""
+    codec, skip = _codec(data, source)
+    if codec == "utf-16" and not _decodes(data, codec, skip):
+        raise FormatError("UTF-16 text that does not decode", source=source)
+
+
+def decode_blocks(data: bytes, source: str) -> Iterator[str]:
+    """The text :func:`decode` gives, in blocks of about 1 MiB that end at a line end.
+
+    A big export is tokenised block by block, so its whole text (up to four bytes a
+    character once one character needs it) never sits in memory beside its tokens.
+    """
+    codec, skip = _codec(data, source)
+    if codec.startswith("utf-16"):  # rare and small (SoftMax Pro): decoded whole
+        yield _decode_all(data, codec, skip, source)
+        return
+    start = skip
+    while start < len(data):
+        found = _LINE_END.search(data, min(start + BLOCK_BYTES, len(data)))
+        end = found.end() if found else len(data)
+        if end == len(data):  # the last block: cut inside its last character, as decode
+            yield _decode_all(data[start:end], codec, 0, source)
+        else:
+            yield data[start:end].decode(codec, errors="replace")
+        start = end
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Text from a file as a message quotes it: repr (control characters escaped), cut short."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def parse_cell(token: str, *, decimal_comma: bool = True) -> tuple[float, WellStatus]:
     """One cell of a grid: a number, or a status for the reader's non-numeric tokens."""
-    text = token.strip().strip('"').strip()
+    text = token.strip()
+    if text[:1] == '"' or text[-1:] == '"':
+        text = text.strip('"').strip()
+    if _NUMBER.match(text):  # most cells: tried first
+        if "," in text:
+            if not decimal_comma:
+                return math.nan, WellStatus.INVALID
+            text = text.replace(",", ".")
+        value = float(text)
+        if not math.isfinite(value):  # '1e999': no reader measures that
+            return math.nan, WellStatus.INVALID
+        return value, WellStatus.OK
     if not text:
         return math.nan, WellStatus.NOT_READ
     status = _TOKENS.get(text.lower())
@@ -80,15 +153,6 @@ def parse_cell(token: str, *, decimal_comma: bool = True) -> tuple[float, WellSt
         return math.nan, WellStatus.OVERFLOW
     if text.startswith("<"):
         return math.nan, WellStatus.UNDERFLOW
-    if _NUMBER.match(text):
-        if "," in text:
-            if not decimal_comma:
-                return math.nan, WellStatus.INVALID
-            text = text.replace(",", ".")
-        value = float(text)
-        if not math.isfinite(value):  # '1e999': no reader measures that
-            return math.nan, WellStatus.INVALID
-        return value, WellStatus.OK
     return math.nan, WellStatus.INVALID
 
 
@@ -101,7 +165,9 @@ def wavelength_from_label(label: str) -> float | None:
     if ":" in label:
         tail = label.rsplit(":", 1)[1].strip()
         if _NUMBER.match(tail):
-            return float(tail.replace(",", "."))
+            nm = float(tail.replace(",", "."))
+            if 200 <= nm < 2000:  # what the pattern below accepts; '570nm:1e977' is not one
+                return nm
     found = _WAVELENGTH.findall(label)
     return float(found[-1]) if found else None
 

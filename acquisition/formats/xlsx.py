@@ -9,7 +9,8 @@ texts as before. Rows are padded to the sheet's last column; trailing empty rows
 
 Limits (the contract of ``base.py``): members' declared sizes together at most
 :data:`~acquisition.formats.base.MAX_INFLATED_BYTES` (and what actually inflates is
-counted too), at most :data:`~acquisition.formats.base.MAX_CELLS` cells, no DTDs or
+counted too), at most :data:`~acquisition.formats.base.MAX_WORKBOOK_CELLS` cells (padding
+included, an empty row one) holding at most ``MAX_WORKBOOK_TEXT`` characters, no DTDs or
 entity declarations in any part. A zip without its end-of-central-directory record is a
 workbook still being written (zip writers put the directory last):
 :class:`IncompleteFileError`; any other damage is a :class:`FormatError`.
@@ -49,10 +50,20 @@ _MAC_EPOCH = dt.datetime(1904, 1, 1)
 class _Budget:
     """Bytes inflated and cells read so far, against the limits."""
 
-    def __init__(self, path: Path, max_bytes: int, max_cells: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, max_cells: int, max_text: int) -> None:
         self.path, self.max_bytes, self.max_cells = path, max_bytes, max_cells
+        self.max_text = max_text
         self.inflated = 0
         self.cells = 0
+        self.text = 0
+
+    def take_text(self, n: int) -> None:
+        self.text += n
+        if self.text > self.max_text:
+            raise FormatError(
+                f"workbook cells hold more than {self.max_text} characters: not a plate export",
+                source=self.path,
+            )
 
     def take_bytes(self, n: int) -> None:
         self.inflated += n
@@ -77,12 +88,17 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _open_zip(path: Path, data: bytes, max_bytes: int) -> zipfile.ZipFile:
+def check_directory(path: Path, data: bytes) -> None:
+    """IncompleteFileError for a zip without its central directory (written last)."""
     if _EOCD not in data[-(65535 + 22) :]:
         raise IncompleteFileError(
             "xlsx/zip without its central directory (truncated, or still being written)",
             source=path,
         )
+
+
+def _open_zip(path: Path, data: bytes, max_bytes: int) -> zipfile.ZipFile:
+    check_directory(path, data)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         members = zf.infolist()
@@ -380,6 +396,8 @@ def _cells(
     body = _sheet_data(data)
     if not body:
         return
+    if budget.cells + body.count(b"<c ") + body.count(b"<c>") > budget.max_cells:
+        budget.take_cells(body.count(b"<c ") + body.count(b"<c>"))  # refused before parsing
     fast = _fast_cells(body, strings, dates, durations, epoch)
     if fast is not None:
         budget.take_cells(len(fast))
@@ -443,6 +461,7 @@ def _pad(found: dict[int, dict[int, str]], n_rows: int, width: int, budget: _Bud
             [found[r].get(c, "") for c in range(width)] if r in found else [""] * width
             for r in range(n_rows)
         ]
+    budget.take_cells(n_rows - len(found))  # an empty row counts as one cell
     rows: Rows = []
     for r in range(n_rows):
         cells = found.get(r)
@@ -456,10 +475,10 @@ def _pad(found: dict[int, dict[int, str]], n_rows: int, width: int, budget: _Bud
 
 
 def read_workbook(
-    path: Path, data: bytes, *, max_bytes: int, max_cells: int
+    path: Path, data: bytes, *, max_bytes: int, max_cells: int, max_text: int
 ) -> list[tuple[str, Rows]]:
     """Every worksheet of an xlsx as rows of cell texts (FormatError/IncompleteFileError)."""
-    budget = _Budget(path, max_bytes, max_cells)
+    budget = _Budget(path, max_bytes, max_cells, max_text)
     zf = _open_zip(path, data, max_bytes)
     try:
         with zf:
@@ -484,6 +503,7 @@ def read_workbook(
                         )
                     found.setdefault(r, {})[c] = text
                     width = max(width, c + 1)
+                    budget.take_text(len(text))
                 n_rows = max(found) + 1 if found else 0
                 rows = _pad(found, n_rows, width if sized else 0, budget)
                 sheets.append((name, rows))
