@@ -5,33 +5,61 @@
 fitted as drc does (SCIENCE.md §3): ordinary least squares on the individual observations,
 parametrised in ``log e``; started from many points (a variable-projection grid over
 ``(b, log e)`` in which ``c, d`` are solved exactly, plus drc's own self-starter) and polished
-by Levenberg–Marquardt (MINPACK through :func:`scipy.optimize.leastsq`); standard errors
-from the observed Hessian of the residual sum of squares, ``vcov = 2 s² H⁻¹``; a
-delta-method 95 % CI for the IC50 on ``t(n − 4)``; an F-test against a flat line for the
-missing-response call. Pure functions: no I/O.
+by Levenberg–Marquardt; standard errors from the observed Hessian of the residual sum of
+squares, ``vcov = 2 s² H⁻¹``; drc's fls and delta 95 % CIs for the IC50 on ``t(n − 4)``; an
+F-test against a flat line for the missing-response call. When the optimum runs off (the data
+do not pin all four parameters), the curve is refitted inside plausible bounds.
+
+:func:`fit_ll4_many` fits many curves at once (the numerics are stacked and vectorised in
+:mod:`analysis.ll4_solver`; each curve is still its own problem), :func:`fit_ll4` is one curve.
+Pure functions: no I/O, no ``scipy.optimize`` on the import path.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
-Array = npt.NDArray[np.float64]
-Mask = npt.NDArray[np.bool_]
+from analysis import ll4_solver as solver
+from analysis.ll4 import (
+    ZERO_LOG,
+    Array,
+    Mask,
+    band_of,
+    hessian_rss,
+    jacobian,
+    ll4,
+    log_dose,
+    residuals,
+    t_quantile,
+)
+
+__all__ = [
+    "ZERO_LOG",
+    "Array",
+    "LL4Fit",
+    "Mask",
+    "ResponseRules",
+    "band_of",
+    "classify",
+    "fit_ll4",
+    "fit_ll4_many",
+    "hessian_rss",
+    "jacobian",
+    "ll4",
+    "log_dose",
+    "residuals",
+    "t_quantile",
+]
+
 Response = Literal["yes", "partial", "none"]
 Qualifier = Literal["=", ">", "<"]
-
-# Grid of slopes and of log-e offsets for the starting-point search. Negative slopes let
-# rising curves be fitted too (plain tables); viability curves fall (b > 0).
-_B_GRID = np.array([-4.0, -1.5, -0.6, 0.4, 0.7, 1.0, 1.5, 2.2, 3.2, 5.0, 8.0])
-_LE_STEPS = 17
-
 
 @dataclass(frozen=True)
 class ResponseRules:
@@ -140,218 +168,21 @@ class LL4Fit:
         }
 
 
-def ll4(x: Array, b: float, c: float, d: float, e: float) -> Array:
-    """The LL.4 curve; ``x = 0`` gives the upper plateau ``d`` when ``b > 0``."""
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        z = b * (np.log(x) - math.log(e)) if e > 0 else np.full_like(x, np.nan)
-        g = 1.0 / (1.0 + np.exp(z))
-    g = np.where(x <= 0, 1.0 if b > 0 else 0.0, g)
-    return np.asarray(c + (d - c) * g, dtype=float)
-
-
-@lru_cache(maxsize=512)
-def t_quantile(df: int, level: float = 0.95) -> float:
-    return float(special.stdtrit(df, 0.5 + level / 2))
-
-
-def band_of(
-    params: tuple[float, float, float, float],
-    vcov: Array,
-    df: int,
-    dose: Array,
-    level: float = 0.95,
-) -> tuple[Array, Array]:
-    """Pointwise band of an LL.4 mean from its (b, c, d, e) covariance (delta method)."""
-    b, c, d, e = params
-    x = np.asarray(dose, dtype=float)
-    mean = ll4(x, b, c, d, e)
-    if df <= 0 or vcov.shape != (4, 4) or not np.all(np.isfinite(vcov)):
-        return mean, mean
-    lx, zero = log_dose(x)
-    jac = jacobian(lx, zero, np.array([b, c, d, math.log(e)]))
-    jac[:, 3] /= e  # d/de = d/dlog(e) / e
-    var = np.einsum("ij,jk,ik->i", jac, vcov, jac)
-    half = t_quantile(df, level) * np.sqrt(np.clip(var, 0, None))
-    return mean - half, mean + half
-
-
-ZERO_LOG = -1.0e6  # ln(0) stand-in: exp(b·(ZERO_LOG − ln e)) is exactly 0 or inf for |b| > 1e-3
-
-
-def log_dose(dose: Array) -> tuple[Array, Mask]:
-    """ln(dose), with dose 0 (the untreated control) mapped to ZERO_LOG, and the zero mask."""
-    zero: Mask = dose <= 0
-    with np.errstate(divide="ignore"):
-        lx = np.where(zero, ZERO_LOG, np.log(np.where(zero, 1.0, dose)))
-    return np.asarray(lx, dtype=float), zero
-
-
-def _g_terms(lx: Array, zero: Mask, b: float, le: float) -> tuple[Array, Array, Array, Array]:
-    """g, dg/dz, d²g/dz² and u = ln x − ln e. At ZERO_LOG, g is exactly 0 or 1 and its
-    derivatives exactly 0, so the dose-0 limits need no masks."""
-    u = lx - le
-    g = special.expit(-b * u)
-    g1 = -g * (1.0 - g)
-    g2 = -g1 * (1.0 - 2.0 * g)
-    return g, g1, g2, u
-
-
-def _jacobian_of(g: Array, g1: Array, u: Array, p: Array) -> Array:
-    b, c, d, _ = p
-    return np.column_stack([(d - c) * g1 * u, 1.0 - g, g, -(d - c) * g1 * b])
-
-
-def jacobian(lx: Array, zero: Mask, p: Array) -> Array:
-    """d f / d(b, c, d, log e) at every dose."""
-    g, g1, _, u = _g_terms(lx, zero, p[0], p[3])
-    return _jacobian_of(g, g1, u, p)
-
-
-def residuals(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
-    b, c, d, le = p
-    g = _g_terms(lx, zero, b, le)[0]
-    return np.asarray(c + (d - c) * g - y, dtype=float)
-
-
-def hessian_rss(lx: Array, zero: Mask, y: Array, p: Array) -> Array:
-    """The exact (observed) Hessian of RSS in (b, c, d, log e)."""
-    b, c, d, le = p
-    g, g1, g2, u = _g_terms(lx, zero, b, le)
-    r = c + (d - c) * g - y
-    jac = _jacobian_of(g, g1, u, p)
-    dc = d - c
-    second = np.zeros((len(y), 4, 4))
-    second[:, 0, 0] = dc * g2 * u * u
-    second[:, 0, 1] = second[:, 1, 0] = -g1 * u
-    second[:, 0, 2] = second[:, 2, 0] = g1 * u
-    second[:, 0, 3] = second[:, 3, 0] = -dc * (g2 * u * b + g1)
-    second[:, 1, 3] = second[:, 3, 1] = g1 * b
-    second[:, 2, 3] = second[:, 3, 2] = -g1 * b
-    second[:, 3, 3] = dc * g2 * b * b
-    return np.asarray(2.0 * (jac.T @ jac + np.einsum("i,ijk->jk", r, second)), dtype=float)
-
-
-def _grid_starts(lx: Array, zero: Mask, y: Array, n_best: int) -> list[Array]:
-    """Variable projection over a (b, log e) grid: c and d are linear given b and e."""
-    pos = lx[~zero]
-    lo, hi = float(pos.min()), float(pos.max())
-    span = max(hi - lo, 1.0)
-    le_grid = np.linspace(lo - 0.25 * span, hi + 0.25 * span, _LE_STEPS)
-    bb, ll = np.meshgrid(_B_GRID, le_grid, indexing="ij")
-    bb, ll = bb.ravel(), ll.ravel()
-    with np.errstate(over="ignore"):
-        z = np.clip(bb[:, None] * (np.where(zero, 0.0, lx)[None, :] - ll[:, None]), -700, 700)
-        g = 1.0 / (1.0 + np.exp(z))
-    g = np.where(zero[None, :], (bb > 0)[:, None].astype(float), g)
-    h = 1.0 - g
-    s11, s12, s22 = (h * h).sum(1), (h * g).sum(1), (g * g).sum(1)
-    t1, t2 = h @ y, g @ y
-    det = s11 * s22 - s12 * s12
-    ok = np.abs(det) > 1e-12 * np.maximum(s11 * s22, 1e-300)
-    det = np.where(ok, det, 1.0)
-    c = (s22 * t1 - s12 * t2) / det
-    d = (s11 * t2 - s12 * t1) / det
-    rss = np.where(ok, float(y @ y) - c * t1 - d * t2, np.inf)
-    order = np.argsort(rss)[:n_best]
-    return [np.array([bb[i], c[i], d[i], ll[i]]) for i in order if np.isfinite(rss[i])]
-
-
-def _self_start(lx: Array, zero: Mask, y: Array) -> Array | None:
-    """drc's LL.4 self-starter: plateaus just outside the data, then a logit regression."""
-    rng = float(y.max() - y.min())
-    if rng <= 0:
-        return None
-    c0 = float(y.min()) - 0.001 * rng
-    d0 = float(y.max()) + 0.001 * rng
-    keep = ~zero
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logit = np.log((d0 - y[keep]) / (y[keep] - c0))
-    xs = lx[keep]
-    fin = np.isfinite(logit)
-    if fin.sum() < 2 or np.ptp(xs[fin]) == 0:
-        return None
-    slope, intercept = np.polyfit(xs[fin], logit[fin], 1)
-    if slope == 0:
-        return None
-    return np.array([slope, c0, d0, -intercept / slope])
-
-
-def _canonical(p: Array) -> Array:
-    """drc's form of the same curve: c the lower plateau, d the upper, b's sign the direction.
-
-    LL.4 is symmetric: (b, c, d, e) and (−b, d, c, e) are one curve, at dose 0 too.
-    """
-    b, c, d, le = p
-    return np.array([-b, d, c, le]) if c > d else p
-
-
-def _polish(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, bool]:
-    def fun(p: Array) -> Array:
-        return residuals(lx, zero, y, p)
-
-    def jac(p: Array) -> Array:
-        return jacobian(lx, zero, p)
-
-    with np.errstate(all="ignore"):
-        p, _, _, _, ier = optimize.leastsq(
-            fun, p0, Dfun=jac, full_output=True, xtol=1e-10, ftol=1e-12, maxfev=400
-        )
-    rss = float(np.sum(fun(p) ** 2))
-    return np.asarray(p, dtype=float), rss, ier in (1, 2, 3, 4) and bool(np.isfinite(rss))
-
-
 _B_MAX = 20.0
 _Y_LIMIT = 1e100  # |response| beyond this overflows the sums of squares
+_CHUNK = 2048  # curves stacked per batch
 
 
-def _bounds(y: Array, lx_pos: Array) -> tuple[Array, Array]:
-    rng = max(float(np.ptp(y)), 1e-9)
-    lo_y, hi_y = float(y.min()) - 0.5 * rng, float(y.max()) + 0.5 * rng
-    lo_x, hi_x = float(lx_pos.min()) - math.log(100.0), float(lx_pos.max()) + math.log(100.0)
-    return (
-        np.array([-_B_MAX, lo_y, lo_y, lo_x]),
-        np.array([_B_MAX, hi_y, hi_y, hi_x]),
-    )
+@dataclass
+class _Curve:
+    """One curve on its way through the batch: cleaned data and the fit being filled in."""
 
-
-def _degenerate(p: Array, y: Array, lx_pos: Array) -> bool:
-    lower, upper = _bounds(y, lx_pos)
-    return not bool(np.all(np.isfinite(p)) and np.all(p >= lower) and np.all(p <= upper))
-
-
-def _bounded(lx: Array, zero: Mask, y: Array, p0: Array) -> tuple[Array, float, bool]:
-    lower, upper = _bounds(y, lx[~zero])
-    starts = [np.clip(p0, lower + 1e-9, upper - 1e-9)] + [
-        np.clip(s, lower + 1e-9, upper - 1e-9) for s in _grid_starts(lx, zero, y, 2)
-    ]
-    best: tuple[Array, float, bool] | None = None
-    for start in starts:
-        with np.errstate(all="ignore"):
-            res = optimize.least_squares(
-                lambda q: residuals(lx, zero, y, q),
-                start,
-                jac=lambda q: jacobian(lx, zero, q),
-                bounds=(lower, upper),
-                method="trf",
-                xtol=1e-10,
-                ftol=1e-12,
-            )
-        rss = float(np.sum(res.fun**2))
-        if best is None or rss < best[1]:
-            best = (np.asarray(res.x, dtype=float), rss, bool(res.success))
-    assert best is not None  # starts is never empty
-    return best
-
-
-def _absolute_ic50(b: float, c: float, d: float, e: float, level: float) -> float | None:
-    """Dose at which the curve crosses ``level``; None when it never does."""
-    if d == c or b == 0 or not (math.isfinite(e) and e > 0):
-        return None
-    g = (level - c) / (d - c)
-    if not 0.0 < g < 1.0:
-        return None
-    exponent = math.log(e) + math.log(1.0 / g - 1.0) / b
-    return math.exp(exponent) if exponent < 700 else math.inf
+    x: Array
+    y: Array
+    lx: Array
+    zero: Mask
+    fit: LL4Fit
+    control: float | None
 
 
 def fit_ll4(
@@ -368,7 +199,38 @@ def fit_ll4(
     ``control`` is the response that counts as 100 % (100 for % of untreated data); when
     left out it is the mean response at dose 0, or the fitted upper plateau.
     """
+    return fit_ll4_many(
+        [(dose, response)], controls=[control], rules=rules, level=level, n_starts=n_starts
+    )[0]
+
+
+def fit_ll4_many(
+    curves: Iterable[tuple[npt.ArrayLike, npt.ArrayLike]],
+    *,
+    controls: Sequence[float | None] | None = None,
+    rules: ResponseRules | None = None,
+    level: float = 0.95,
+    n_starts: int = 1,
+) -> list[LL4Fit]:
+    """:func:`fit_ll4` of every ``(dose, response)`` curve, the numerics stacked.
+
+    The result of a curve is the one :func:`fit_ll4` gives it alone (each curve is its own
+    least-squares problem; the batch only shares numpy calls). ``controls`` gives each
+    curve's 100 % (None: the mean at dose 0, or the fitted upper plateau).
+    """
     rules = rules or ResponseRules()
+    prepared = [
+        _prepare(dose, response, None if controls is None else controls[i])
+        for i, (dose, response) in enumerate(curves)
+    ]
+    pending = sorted((c for c in prepared if not c.fit.message), key=lambda c: len(c.y))
+    for start in range(0, len(pending), _CHUNK):
+        _fit_batch(pending[start : start + _CHUNK], rules, level, n_starts)
+    return [c.fit for c in prepared]
+
+
+def _prepare(dose: npt.ArrayLike, response: npt.ArrayLike, control: float | None) -> _Curve:
+    """Clean one curve; a curve that cannot be fitted is classified here and then skipped."""
     x = np.asarray(dose, dtype=float).ravel()
     y = np.asarray(response, dtype=float).ravel()
     if x.shape != y.shape:
@@ -380,79 +242,237 @@ def fit_ll4(
     fit = LL4Fit(converged=False, n=n)
     if len(pos):
         fit.dose_min, fit.dose_max = float(pos.min()), float(pos.max())
-    if n < 5 or len(np.unique(pos)) < 3:
-        fit.message = f"too few points to fit ({n} wells, {len(np.unique(pos))} positive doses)"
-        return _classify_unfitted(fit, x, y, control)
-    if float(np.max(np.abs(y))) > _Y_LIMIT:
+    distinct = len(np.unique(pos))
+    if n < 5 or distinct < 3:
+        fit.message = f"too few points to fit ({n} wells, {distinct} positive doses)"
+    elif float(np.max(np.abs(y))) > _Y_LIMIT:
         fit.message = f"responses beyond ±{_Y_LIMIT:.0e}: not measurements that can be fitted"
-        return _classify_unfitted(fit, x, y, control)
-    if float(np.ptp(y)) == 0.0:
+    elif float(np.ptp(y)) == 0.0:
         fit.message = "every response is the same value: there is nothing to fit"
-        return _classify_unfitted(fit, x, y, control)
-
     lx, zero = log_dose(x)
-    starts = _grid_starts(lx, zero, y, n_starts)
-    drc = _self_start(lx, zero, y)
-    if drc is not None:
-        starts.append(drc)
-    best: tuple[Array, float, bool] | None = None
-    for p0 in starts:
-        cand = _polish(lx, zero, y, p0)
-        if best is None or (cand[2] and (not best[2] or cand[1] < best[1] - 1e-12)):
-            best = cand
-    if best is None:
-        fit.message = "no starting point"
-        return _classify_unfitted(fit, x, y, control)
-    p, rss, ok = best
-    p = _canonical(p)
-    if _degenerate(p, y, lx[~zero]):
-        # The data do not pin all four parameters (typically a step: only the top dose
-        # acts). Refit inside plausible bounds rather than report a runaway optimum.
-        p, rss, ok = _bounded(lx, zero, y, p)
-        p = _canonical(p)
-        fit.bounded = True
-        fit.message = (
-            "bounded fit: the data do not determine all four parameters "
-            "(too few doses on the slope); the IC50 is only bracketed"
+    curve = _Curve(x, y, lx, zero, fit, control)
+    if fit.message:
+        _classify_unfitted(fit, x, y, control)
+    return curve
+
+
+def _canonical(p: Array) -> Array:
+    """drc's form of the same curve: c the lower plateau, d the upper, b's sign the direction.
+
+    LL.4 is symmetric: (b, c, d, e) and (−b, d, c, e) are one curve, at dose 0 too.
+    """
+    swap = p[:, 1] > p[:, 2]
+    out = p.copy()
+    out[swap] = p[swap][:, [0, 2, 1, 3]] * np.array([-1.0, 1.0, 1.0, 1.0])
+    return out
+
+
+def _bounds(s: solver.Stack) -> tuple[Array, Array]:
+    """The box of the bounded refit: slopes ±20, plateaus within half the response range
+    beyond the data, log e within two decades beyond the tested doses."""
+    ymin, ymax = s.y_range()
+    rng = np.maximum(ymax - ymin, 1e-9)
+    lo_y, hi_y = ymin - 0.5 * rng, ymax + 0.5 * rng
+    lo_x, hi_x = s.lo - math.log(100.0), s.hi + math.log(100.0)
+    lower = np.stack([np.full_like(lo_y, -_B_MAX), lo_y, lo_y, lo_x], axis=1)
+    upper = np.stack([np.full_like(hi_y, _B_MAX), hi_y, hi_y, hi_x], axis=1)
+    return lower, upper
+
+
+def _best_of(
+    owner: npt.NDArray[np.intp], rss: Array, ok: Mask, k: int, *, prefer_converged: bool
+) -> npt.NDArray[np.intp]:
+    """Per curve, the index of its winning problem (problems listed in start order).
+
+    Unbounded polish: a later start wins if it converged and beats the best so far by more
+    than 1e-12 (or the best so far did not converge). Bounded refit: the lowest RSS wins.
+    """
+    best = np.full(k, -1)
+    for q in range(len(owner)):
+        i = owner[q]
+        j = best[i]
+        if j < 0:
+            best[i] = q
+        elif prefer_converged:
+            if ok[q] and (not ok[j] or rss[q] < rss[j] - 1e-12):
+                best[i] = q
+        elif rss[q] < rss[j]:
+            best[i] = q
+    return best
+
+
+def _fit_batch(batch: list[_Curve], rules: ResponseRules, level: float, n_starts: int) -> None:
+    stack = solver.Stack.of([(c.lx, c.y) for c in batch])
+    k = len(batch)
+    grid, grid_ok = solver.grid_starts(stack, max(n_starts, 2))
+    drc, drc_ok = solver.self_starts(stack)
+
+    owner_list: list[int] = []
+    start_list: list[Array] = []
+    for i in range(k):
+        for j in range(n_starts):
+            if grid_ok[i, j]:
+                owner_list.append(i)
+                start_list.append(grid[i, j])
+        if drc_ok[i]:
+            owner_list.append(i)
+            start_list.append(drc[i])
+    owner = q_owner = np.asarray(owner_list, dtype=np.intp)
+    qp = np.zeros((0, 4))
+    fitted = np.zeros(k, dtype=bool)
+    p = np.full((k, 4), np.nan)
+    rss = np.full(k, np.nan)
+    ok = np.zeros(k, dtype=bool)
+    lower, upper = _bounds(stack)
+    if len(owner):
+        qp, qrss, qok = solver.least_squares(
+            stack.take(owner), np.array(start_list), escape=(lower[owner], upper[owner])
         )
-    b, c, d, le = (float(v) for v in p)
-    fit.b, fit.c, fit.d, fit.e = b, c, d, math.exp(le) if le < 700 else math.inf
-    fit.rss, fit.df = rss, n - 4
-    fit.rse = math.sqrt(rss / fit.df) if fit.df > 0 else math.nan
-    fit.loglik = -0.5 * n * (math.log(2 * math.pi) + math.log(max(rss, 1e-300) / n) + 1.0)
+        qrss = np.where(np.isfinite(qrss), qrss, np.inf)
+        best = _best_of(owner, qrss, qok, k, prefer_converged=True)
+        fitted = best >= 0
+        p[fitted], rss[fitted], ok[fitted] = qp[best[fitted]], qrss[best[fitted]], qok[best[fitted]]
+    for i in np.flatnonzero(~fitted):
+        batch[i].fit.message = "no starting point"
+        _classify_unfitted(batch[i].fit, batch[i].x, batch[i].y, batch[i].control)
+    p[fitted] = _canonical(p[fitted])
+    with np.errstate(invalid="ignore"):
+        inside = np.all(np.isfinite(p) & (p >= lower) & (p <= upper), axis=1)
+    runaway = np.flatnonzero(fitted & ~inside)
+    if len(runaway):
+        # The data do not pin all four parameters (typically a step: only the top dose
+        # acts). Refit inside plausible bounds rather than report a runaway optimum: from
+        # every unbounded end point and the best grid points (free and bounded), keeping
+        # the lowest RSS.
+        extra = solver.bounded_grid_starts(stack.take(runaway), lower[runaway], upper[runaway], 2)
+        ends = {int(i): [qp[q] for q in np.flatnonzero(q_owner == i)] for i in runaway}
+        owner_list, start_list = [], []
+        for r, i in enumerate(runaway):
+            cands = [_canonical(e[None, :])[0] for e in ends[int(i)]]
+            cands += [grid[i, j] for j in range(2) if grid_ok[i, j]]
+            cands += list(extra[r])
+            for cand in cands:
+                if np.all(np.isfinite(cand)):
+                    owner_list.append(i)
+                    start_list.append(np.clip(cand, lower[i] + 1e-9, upper[i] - 1e-9))
+        owner = np.asarray(owner_list, dtype=np.intp)
+        qp, qrss, qok = solver.least_squares(
+            stack.take(owner), np.array(start_list), lower[owner], upper[owner]
+        )
+        qrss = np.where(np.isfinite(qrss), qrss, np.inf)
+        best = _best_of(owner, qrss, qok, k, prefer_converged=False)
+        p[runaway] = _canonical(qp[best[runaway]])
+        rss[runaway], ok[runaway] = qrss[best[runaway]], qok[best[runaway]]
+        for i in runaway:
+            batch[i].fit.bounded = True
+            batch[i].fit.message = (
+                "bounded fit: the data do not determine all four parameters "
+                "(too few doses on the slope); the IC50 is only bracketed"
+            )
+    rows = np.flatnonzero(fitted)
+    if len(rows):
+        _statistics(batch, stack, rows, p, rss, ok, rules, level)
 
-    fit.flat_level = float(y.mean())  # the flat model (what a "none" curve is drawn as)
-    rss0 = float(np.sum((y - y.mean()) ** 2))
-    if fit.df > 0 and rss > 0:
-        fit.no_effect_f = max((rss0 - rss) / 3.0, 0.0) / (rss / fit.df)
-        fit.no_effect_p = float(special.fdtrc(3, fit.df, fit.no_effect_f))
-        fit.no_effect_chi2 = n * math.log(rss0 / rss)
-    elif rss == 0 and rss0 > 0:
-        fit.no_effect_f, fit.no_effect_p = math.inf, 0.0
 
-    fit.converged = ok and math.isfinite(fit.e)
-    if fit.converged and fit.df > 0:
-        hess = hessian_rss(lx, zero, y, p)
-        try:
-            vcov_log = 2.0 * (rss / fit.df) * np.linalg.inv(hess)
-        except np.linalg.LinAlgError:
-            vcov_log = np.full((4, 4), np.nan)
-        scale = np.array([1.0, 1.0, 1.0, fit.e])
-        vcov: Array = np.asarray(vcov_log * np.outer(scale, scale), dtype=float)
-        diag = np.diag(vcov)
-        fit.vcov = vcov
-        fit.se = {
-            k: float(math.sqrt(v)) if v >= 0 else math.nan
-            for k, v in zip("bcde", diag, strict=True)
-        }
-    else:
-        fit.se = dict.fromkeys("bcde", math.nan)
+def _statistics(
+    batch: list[_Curve],
+    stack: solver.Stack,
+    rows: npt.NDArray[np.intp],
+    p: Array,
+    rss: Array,
+    ok: Mask,
+    rules: ResponseRules,
+    level: float,
+) -> None:
+    """F-test, observed-Hessian vcov, then each curve's LL4Fit and its response call."""
+    n = np.array([len(batch[i].y) for i in rows])
+    df = n - 4
+    pr, rs = p[rows], rss[rows]
+    le = pr[:, 3]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = np.where(le < 700, np.exp(np.minimum(le, 700)), np.inf)
+        w = stack.w[rows]
+        ybar = (stack.y[rows] * w).sum(1) / n
+        rss0 = (((stack.y[rows] - ybar[:, None]) * w) ** 2).sum(1)
+        dof = np.maximum(df, 1)
+        f_stat = np.maximum((rss0 - rs) / 3.0, 0.0) / (rs / dof)
+        p_val = special.fdtrc(3, dof, f_stat)
+        chi2 = n * np.log(rss0 / rs)
+    converged = ok[rows] & np.isfinite(e)
+    want = np.flatnonzero(converged & (df > 0))
+    vcov = np.full((len(rows), 4, 4), np.nan)
+    if len(want):
+        hess = solver.hessian(stack.take(rows[want]), pr[want])
+        inv = _inverse(hess)
+        scale = np.stack([np.ones(len(want)), np.ones(len(want)), np.ones(len(want)), e[want]], 1)
+        vcov[want] = (
+            (2.0 * rs[want] / df[want])[:, None, None]
+            * inv
+            * scale[:, :, None]
+            * scale[:, None, :]
+        )
+    for q, i in enumerate(rows):
+        item, fit = batch[i], batch[i].fit
+        b, c, d, lei = (float(v) for v in pr[q])
+        fit.b, fit.c, fit.d, fit.e = b, c, d, float(e[q])
+        fit.rss, fit.df = float(rs[q]), int(df[q])
+        fit.rse = math.sqrt(fit.rss / fit.df) if fit.df > 0 else math.nan
+        fit.loglik = -0.5 * fit.n * (
+            math.log(2 * math.pi) + math.log(max(fit.rss, 1e-300) / fit.n) + 1.0
+        )
+        fit.flat_level = float(item.y.mean())  # the flat model (what a "none" curve is drawn as)
+        if fit.df > 0 and fit.rss > 0:
+            fit.no_effect_f = float(f_stat[q])
+            fit.no_effect_p = float(p_val[q])
+            fit.no_effect_chi2 = float(chi2[q])
+        elif fit.rss == 0 and rss0[q] > 0:
+            fit.no_effect_f, fit.no_effect_p = math.inf, 0.0
+        fit.converged = bool(converged[q])
+        if fit.converged and fit.df > 0:
+            fit.vcov = vcov[q]
+            fit.se = {
+                name: float(math.sqrt(v)) if v >= 0 else math.nan
+                for name, v in zip("bcde", np.diag(vcov[q]), strict=True)
+            }
+        else:
+            fit.se = dict.fromkeys("bcde", math.nan)
+        control = item.control
+        if control is None:
+            control = float(item.y[item.zero].mean()) if item.zero.any() else d
+        fit.control = control
+        classify(fit, rules, level, item.x)
 
-    if control is None:
-        control = float(y[zero].mean()) if zero.any() else d
-    fit.control = control
-    classify(fit, rules, level, x)
-    return fit
+
+def _inverse(hess: Array) -> Array:
+    """Inverse of each Hessian; NaN for a singular one."""
+    try:
+        return np.asarray(np.linalg.inv(hess), dtype=float)
+    except np.linalg.LinAlgError:
+        out = np.full_like(hess, np.nan)
+        for i, h in enumerate(hess):
+            try:
+                out[i] = np.linalg.inv(h)
+            except np.linalg.LinAlgError:
+                continue
+        return out
+
+
+def _absolute_ic50(b: float, c: float, d: float, e: float, level: float) -> float | None:
+    """Dose at which the curve crosses ``level``; None when it never does."""
+    if d == c or b == 0 or not (math.isfinite(e) and e > 0):
+        return None
+    g = (level - c) / (d - c)
+    if not 0.0 < g < 1.0:
+        return None
+    exponent = math.log(e) + math.log(1.0 / g - 1.0) / b
+    return math.exp(exponent) if exponent < 700 else math.inf
+
+
+
+
+def _exp(value: float) -> float:
+    """exp that saturates at inf instead of raising (a CI bound of an unpinned IC50)."""
+    return math.exp(value) if value < 709.0 else math.inf
 
 
 def _classify_unfitted(
@@ -511,7 +531,7 @@ def classify(fit: LL4Fit, rules: ResponseRules, level: float, x: Array) -> None:
             # bounds are positive and as asymmetric as the data. drc's "delta" on e kept.
             t = t_quantile(fit.df, level)
             se_log_e = se_e / fit.e
-            fit.ic50_ci = (fit.e * math.exp(-t * se_log_e), fit.e * math.exp(t * se_log_e))
+            fit.ic50_ci = (fit.e * math.exp(-t * se_log_e), fit.e * _exp(t * se_log_e))
             fit.ic50_ci_method = "fls"
             fit.ic50_ci_delta = (fit.e - t * se_e, fit.e + t * se_e)
 

@@ -1,0 +1,517 @@
+"""Least squares for many LL.4 curves at once: stacked, padded, vectorised numpy.
+
+Every curve is its own problem (its own damping, its own stopping); stacking only lets
+numpy do the arithmetic of hundreds of curves in one call, so a curve's fit does not depend
+on what else is in the batch. Rows are padded to the longest curve with weight 0.
+
+* :func:`grid_starts` — variable projection over a ``(b, log e)`` grid (``c, d`` solved
+  exactly), the best few grid points per curve; :func:`bounded_grid_starts` the same inside
+  the bounded refit's box, with steep slopes half-way between neighbouring doses;
+* :func:`self_starts` — drc's LL.4 self-starter (plateaus just outside the data, then a
+  logit regression on ln dose);
+* :func:`least_squares` — Levenberg–Marquardt on ``(b, log e)`` with the plateaus ``c, d``
+  projected out (solved exactly at every step), Moré's column scaling and MINPACK's
+  stopping rules; with bounds it is a projected LM (a parameter on a bound whose gradient
+  points outwards is held, steps are projected onto the box, the plateaus are solved
+  within theirs) that stops, like scipy's trust-region-reflective solver, when no feasible
+  direction descends;
+* :func:`hessian` — the observed Hessian of the RSS, for drc's standard errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special
+
+from analysis.ll4 import ZERO_LOG, Array, Mask
+
+Index = npt.NDArray[np.intp]
+
+# Grid of slopes and of log-e offsets for the starting-point search. Negative slopes let
+# rising curves be fitted too (plain tables); viability curves fall (b > 0).
+B_GRID = np.array([-4.0, -1.5, -0.6, 0.4, 0.7, 1.0, 1.5, 2.2, 3.2, 5.0, 8.0])
+LE_STEPS = 17
+_STEEP = np.array([-20.0, -8.0, -3.0, 3.0, 8.0, 20.0])  # bounded grid slopes
+_TINY = 1e-300
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Curves padded to one width: ``lx`` ln dose (ZERO_LOG at dose 0), ``w`` 1 or 0 (pad)."""
+
+    lx: Array  # (K, m)
+    y: Array  # (K, m), 0 in the padding
+    w: Array  # (K, m)
+    zero: Mask  # (K, m), dose 0 (never the padding)
+    lo: Array  # (K,) smallest ln positive dose
+    hi: Array  # (K,) largest ln positive dose
+
+    @classmethod
+    def of(cls, curves: Sequence[tuple[Array, Array]]) -> Stack:
+        """From ``(ln dose, response)`` pairs, dose 0 already mapped to ZERO_LOG."""
+        width = max(len(y) for _, y in curves)
+        k = len(curves)
+        lx, y, w = np.zeros((k, width)), np.zeros((k, width)), np.zeros((k, width))
+        for i, (lxi, yi) in enumerate(curves):
+            lx[i, : len(yi)], y[i, : len(yi)], w[i, : len(yi)] = lxi, yi, 1.0
+        zero = (lx == ZERO_LOG) & (w > 0)
+        pos = (w > 0) & ~zero
+        lo = np.where(pos, lx, np.inf).min(axis=1)
+        hi = np.where(pos, lx, -np.inf).max(axis=1)
+        return cls(lx, y, w, zero, lo, hi)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, rows: Index) -> Stack:
+        return Stack(
+            self.lx[rows], self.y[rows], self.w[rows], self.zero[rows], self.lo[rows], self.hi[rows]
+        )
+
+    def y_range(self) -> tuple[Array, Array]:
+        valid = self.w > 0
+        return np.where(valid, self.y, np.inf).min(axis=1), np.where(
+            valid, self.y, -np.inf
+        ).max(axis=1)
+
+
+def _dot(a: Array, b: Array) -> Array:
+    return np.einsum("...m,...m->...", a, b)
+
+
+def _total(a: Array) -> Array:
+    return np.einsum("...m->...", a)  # much faster than .sum(-1) over short rows
+
+
+_GRID_ROWS = 128  # curves per grid evaluation (memory: rows × grid points × width floats)
+
+
+def _logistic(b: Array, lx: Array, le: Array) -> Array:
+    """1 / (1 + exp(b (ln x − ln e))); at ZERO_LOG exactly 1 (b > 0) or 0 (b < 0)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(1.0 / (1.0 + np.exp(b * (lx - le))), dtype=float)
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """What the plateau solve needs of a curve besides g: w, y, Σw, Σwy, Σy²."""
+
+    w: Array
+    y: Array
+    sw: Array
+    swy: Array
+    yy: Array
+
+    @classmethod
+    def of(cls, s: Stack, axis: bool = False) -> _Sums:
+        """The curves' sums; ``axis`` adds a grid axis (shapes (K, 1, m) and (K, 1))."""
+        w, y = s.w, s.y
+        sums = cls(w, y, _total(w), _dot(w, y), _dot(y, y))
+        if not axis:
+            return sums
+        return cls(w[:, None], y[:, None], sums.sw[:, None], sums.swy[:, None], sums.yy[:, None])
+
+    def take(self, rows: Index) -> _Sums:
+        return _Sums(self.w[rows], self.y[rows], self.sw[rows], self.swy[rows], self.yy[rows])
+
+
+@dataclass(frozen=True)
+class _Plateaus:
+    """``c, d`` solved for a given g, which are free (not on a bound), and the RSS the
+    normal equations give (exact in arithmetic; for ranking grid points)."""
+
+    c: Array
+    d: Array
+    free_c: Mask
+    free_d: Mask
+    rss: Array
+    solvable: Mask  # the unbounded normal equations are not singular
+
+
+def _plateaus(
+    g: Array, sums: _Sums, box: tuple[Array, Array] | None, rel_det: float = 1e-13
+) -> _Plateaus:
+    """Least-squares ``c, d`` of ``c (1 − g) + d g`` (within ``box`` when given): variable
+    projection. With h = w − g (w is 0 or 1): Σh² = Σw − 2Σg + Σg², Σhg = Σg − Σg²."""
+    gw = g * sums.w
+    sg, sgg, sgy = _total(gw), _dot(gw, gw), _dot(gw, sums.y)
+    s11, s12, s22 = sums.sw - 2 * sg + sgg, sg - sgg, sgg
+    t1, t2 = sums.swy - sgy, sgy
+    det = s11 * s22 - s12 * s12
+    solvable = np.abs(det) > rel_det * np.maximum(s11 * s22, _TINY)
+    safe = np.where(solvable, det, 1.0)
+    level = sums.swy / np.maximum(sums.sw, 1.0)  # g constant over the data: the flat line
+    c = np.where(solvable, (s22 * t1 - s12 * t2) / safe, level)
+    d = np.where(solvable, (s11 * t2 - s12 * t1) / safe, level)
+
+    def objective(cc: Array, dd: Array) -> Array:
+        return sums.yy + s11 * cc * cc + 2 * s12 * cc * dd + s22 * dd * dd - 2 * (t1 * cc + t2 * dd)
+
+    if box is None:
+        free = np.ones(c.shape, dtype=bool)
+        return _Plateaus(c, d, free, free, objective(c, d), solvable)
+    lo, hi = box
+    inside = (c > lo) & (c < hi) & (d > lo) & (d < hi)
+    best = np.where(inside, objective(c, d), np.inf)
+    if not inside.all():
+        # A convex quadratic in a box: the optimum is inside, or on an edge with the other
+        # plateau at its best there (clipped), which covers the corners too.
+        for bound in (lo, hi):
+            for cc, dd in (
+                (bound, np.clip((t2 - s12 * bound) / np.maximum(s22, _TINY), lo, hi)),
+                (np.clip((t1 - s12 * bound) / np.maximum(s11, _TINY), lo, hi), bound),
+            ):
+                val = objective(cc, dd)
+                better = val < best
+                best = np.where(better, val, best)
+                c, d = np.where(better, cc, c), np.where(better, dd, d)
+    return _Plateaus(c, d, (c > lo) & (c < hi), (d > lo) & (d < hi), best, solvable)
+
+
+def _best_points(
+    theta_b: Array, theta_l: Array, sol: _Plateaus, n_best: int
+) -> tuple[Array, Mask]:
+    rss = np.where(np.isfinite(sol.rss), sol.rss, np.inf)
+    order = np.argsort(rss, axis=1)[:, :n_best]
+
+    def pick(a: Array) -> Array:
+        return np.take_along_axis(np.broadcast_to(a, rss.shape), order, axis=1)
+
+    starts = np.stack([pick(theta_b), pick(sol.c), pick(sol.d), pick(theta_l)], axis=2)
+    return starts, np.isfinite(pick(rss))
+
+
+def grid_starts(s: Stack, n_best: int) -> tuple[Array, Mask]:
+    """The ``n_best`` grid points of lowest RSS per curve: ``(K, n_best, 4)`` and which exist."""
+    if len(s) > _GRID_ROWS:
+        parts = [
+            grid_starts(s.take(np.arange(i, min(i + _GRID_ROWS, len(s)))), n_best)
+            for i in range(0, len(s), _GRID_ROWS)
+        ]
+        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+    span = np.maximum(s.hi - s.lo, 1.0)
+    le_grid = np.linspace(s.lo - 0.25 * span, s.hi + 0.25 * span, LE_STEPS, axis=1)  # (K, L)
+    bb = np.repeat(B_GRID, LE_STEPS)[None, :]  # (1, G)
+    ll = np.tile(le_grid, (1, len(B_GRID)))  # (K, G)
+    g = _logistic(bb[:, :, None], s.lx[:, None, :], ll[:, :, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sol = _plateaus(g, _Sums.of(s, axis=True), None, rel_det=1e-12)
+    sol = _Plateaus(
+        sol.c, sol.d, sol.free_c, sol.free_d, np.where(sol.solvable, sol.rss, np.inf), sol.solvable
+    )
+    return _best_points(bb, ll, sol, n_best)
+
+
+def bounded_grid_starts(s: Stack, lower: Array, upper: Array, n_best: int) -> Array:
+    """The ``n_best`` points of lowest bounded RSS per curve on a grid of steep and moderate
+    slopes × ln e at the grid steps and half-way between neighbouring doses (where a step
+    that only one dose shows sits), the plateaus solved within their bounds: ``(K, n, 4)``."""
+    if len(s) > _GRID_ROWS:
+        return np.concatenate(
+            [
+                bounded_grid_starts(s.take(rows), lower[rows], upper[rows], n_best)
+                for rows in (
+                    np.arange(i, min(i + _GRID_ROWS, len(s))) for i in range(0, len(s), _GRID_ROWS)
+                )
+            ]
+        )
+    span = np.maximum(s.hi - s.lo, 1.0)
+    regular = np.linspace(s.lo - 0.25 * span, s.hi + 0.25 * span, LE_STEPS, axis=1)
+    levels = np.sort(np.where((s.w > 0) & ~s.zero, s.lx, np.nan), axis=1)  # NaN last
+    mids = 0.5 * (levels[:, 1:] + levels[:, :-1])
+    mids = np.where(np.isfinite(mids) & (levels[:, 1:] > levels[:, :-1]), mids, regular[:, :1])
+    le_all = np.concatenate([regular, mids], axis=1)
+    n_le = le_all.shape[1]
+    theta_b = np.clip(np.repeat(_STEEP, n_le)[None, :], lower[:, 0:1], upper[:, 0:1])
+    theta_l = np.clip(np.tile(le_all, (1, len(_STEEP))), lower[:, 3:4], upper[:, 3:4])
+    g = _logistic(theta_b[:, :, None], s.lx[:, None, :], theta_l[:, :, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sol = _plateaus(g, _Sums.of(s, axis=True), (lower[:, 1:2], upper[:, 1:2]))
+    return _best_points(theta_b, theta_l, sol, n_best)[0]
+
+
+def self_starts(s: Stack) -> tuple[Array, Mask]:
+    """drc's self-starter per curve: ``(K, 4)`` and whether it exists."""
+    ymin, ymax = s.y_range()
+    rng = ymax - ymin
+    c0, d0 = ymin - 0.001 * rng, ymax + 0.001 * rng
+    keep = (s.w > 0) & ~s.zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logit = np.log((d0[:, None] - s.y) / (s.y - c0[:, None]))
+    fin = keep & np.isfinite(logit)
+    n = fin.sum(axis=1)
+    nn = np.maximum(n, 1)
+    xbar = _total(np.where(fin, s.lx, 0.0)) / nn
+    lbar = _total(np.where(fin, logit, 0.0)) / nn
+    dx = np.where(fin, s.lx - xbar[:, None], 0.0)
+    sxx = _dot(dx, dx)
+    sxl = _dot(dx, np.where(fin, logit - lbar[:, None], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = sxl / sxx
+        le = -(lbar - slope * xbar) / slope
+    exists = (rng > 0) & (n >= 2) & (sxx > 0) & (slope != 0) & np.isfinite(le)
+    starts = np.stack([slope, c0, d0, le], axis=1)
+    return np.where(exists[:, None], starts, 0.0), exists
+
+
+@dataclass
+class _Problems:
+    """The LM state of the problems still iterating (one row each)."""
+
+    ids: Index
+    lx: Array
+    sums: _Sums
+    span: Array
+    lo_t: Array  # (k, 2) bounds of (b, log e); ±inf when unbounded
+    hi_t: Array
+    esc_lo: Array  # (k, 2) leaving this box ends an unbounded problem (its optimum runs off)
+    esc_hi: Array
+    box_lo: Array  # (k,) bounds of the plateaus; ±inf when unbounded
+    box_hi: Array
+    theta: Array  # (k, 2) b, log e
+    f: Array
+    c: Array
+    d: Array
+    free_c: Mask
+    free_d: Mask
+    a: Array  # (k, 2, 2) Gauss–Newton matrix
+    grad: Array  # (k, 2)
+    d2: Array  # (k, 2) squared column scales (running max, as MINPACK's diag)
+    lam: Array
+    nu: Array
+
+    def take(self, rows: Index) -> _Problems:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _Problems(**{k: v.take(rows) if k == "sums" else v[rows] for k, v in out.items()})
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """The model at some ``(b, log e)``: g, u = ln x − ln e, plateaus, residuals, RSS."""
+
+    g: Array
+    u: Array
+    plateaus: _Plateaus
+    r: Array
+    rss: Array
+
+
+def _evaluate(p: _Problems, theta: Array) -> _Trial:
+    u = p.lx - theta[:, 1:2]
+    g = _logistic(theta[:, 0:1], p.lx, theta[:, 1:2])
+    box = (p.box_lo, p.box_hi) if np.isfinite(p.box_lo).all() else None
+    sol = _plateaus(g, p.sums, box)
+    r = (sol.c[:, None] + (sol.d - sol.c)[:, None] * g - p.sums.y) * p.sums.w
+    return _Trial(g, u, sol, r, _dot(r, r))  # the RSS from the residuals: accurate
+
+
+def _reduced(t: _Trial, w: Array, sw: Array, theta: Array) -> tuple[Array, Array, Array]:
+    """Gauss–Newton matrix (k, 2, 2) and gradient (k, 2) of the RSS in ``(b, log e)``
+    with the plateaus projected out (Kaufman's variable-projection Jacobian), and the
+    squared column norms of the unprojected Jacobian (the LM scaling, as MINPACK's)."""
+    g, sol = t.g, t.plateaus
+    base = ((sol.d - sol.c)[:, None] * w) * (g * (g - 1.0))
+    jb = base * t.u
+    jl = base * -theta[:, 0:1]
+    grad = np.stack([_dot(jb, t.r), _dot(jl, t.r)], axis=1)
+    bb, bl, ll = _dot(jb, jb), _dot(jb, jl), _dot(jl, jl)
+    # Minus what the free plateaus absorb: Qᵀ M⁻¹ Q over the free columns h = w − g, g.
+    gw = g * w
+    sg, sgg = _total(gw), _dot(gw, gw)
+    m11, m12, m22 = sw - 2 * sg + sgg, sg - sgg, sgg
+    gb, gl = _dot(gw, jb), _dot(gw, jl)
+    qb = (_total(jb) - gb, gb)  # (h·jb, g·jb)
+    ql = (_total(jl) - gl, gl)
+    free_c, free_d = sol.free_c, sol.free_d
+    det = m11 * m22 - m12 * m12
+    both = free_c & free_d & (det > 1e-13 * m11 * m22)
+    safe = np.where(both, det, 1.0)
+    only_c = free_c & ~both
+    only_d = free_d & ~free_c
+
+    def absorbed(qi: tuple[Array, Array], qj: tuple[Array, Array]) -> Array:
+        two = m22 * qi[0] * qj[0] - m12 * (qi[0] * qj[1] + qi[1] * qj[0]) + m11 * qi[1] * qj[1]
+        first = qi[0] * qj[0] / np.maximum(m11, _TINY)
+        second = qi[1] * qj[1] / np.maximum(m22, _TINY)
+        return np.where(both, two / safe, np.where(only_c, first, np.where(only_d, second, 0.0)))
+
+    a = np.empty((len(theta), 2, 2))
+    a[:, 0, 0] = np.maximum(bb - absorbed(qb, qb), 0.0)
+    a[:, 1, 1] = np.maximum(ll - absorbed(ql, ql), 0.0)
+    a[:, 0, 1] = a[:, 1, 0] = bl - absorbed(qb, ql)
+    return a, grad, np.stack([bb, ll], axis=1)
+
+
+def _lm_step(p: _Problems) -> tuple[Array, Array]:
+    """The damped Gauss–Newton step (held parameters stay) and what was solved for."""
+    held = ((p.theta <= p.lo_t) & (p.grad > 0)) | ((p.theta >= p.hi_t) & (p.grad < 0))
+    rhs = np.where(held, 0.0, -p.grad)
+    m00 = np.where(held[:, 0], 1.0, p.a[:, 0, 0] + p.lam * p.d2[:, 0])
+    m11 = np.where(held[:, 1], 1.0, p.a[:, 1, 1] + p.lam * p.d2[:, 1])
+    m01 = np.where(held.any(axis=1), 0.0, p.a[:, 0, 1])
+    det = m00 * m11 - m01 * m01
+    det = np.where(det != 0, det, _TINY)
+    step = np.stack(
+        [(m11 * rhs[:, 0] - m01 * rhs[:, 1]) / det, (m00 * rhs[:, 1] - m01 * rhs[:, 0]) / det],
+        axis=1,
+    )
+    # Steps stay local: ln e moves at most the tested dose span, b at most doubles (or
+    # moves by 2), so a start is polished in its own basin, not flung into another.
+    reach_b = np.maximum(2.0, np.abs(p.theta[:, 0])) / np.maximum(np.abs(step[:, 0]), _TINY)
+    reach_l = p.span / np.maximum(np.abs(step[:, 1]), _TINY)
+    shrink = np.minimum(1.0, np.minimum(reach_b, reach_l))
+    trial = np.clip(p.theta + step * shrink[:, None], p.lo_t, p.hi_t)
+    return trial, rhs
+
+
+def least_squares(
+    s: Stack,
+    p0: Array,
+    lower: Array | None = None,
+    upper: Array | None = None,
+    *,
+    escape: tuple[Array, Array] | None = None,
+    xtol: float = 1e-10,
+    ftol: float = 1e-12,
+    gtol: float = 1e-8,
+    max_trials: int = 400,
+) -> tuple[Array, Array, Mask]:
+    """Minimise each curve's RSS from the ``(b, log e)`` of ``p0`` (K, 4).
+
+    Returns ``(p, rss, converged)`` with ``p`` = (b, c, d, log e). ``converged`` is False
+    for a curve that used up ``max_trials`` steps (MINPACK's ``maxfev``) or whose start
+    could not be evaluated. ``lower``/``upper`` (K, 4) bound the parameters. ``escape``
+    (two (K, 4) arrays) ends an unbounded problem as soon as its ``(b, log e)`` leave that
+    box: its optimum runs off, and only that fact matters (the caller refits it bounded).
+    """
+    k = len(s)
+    inf = np.full((k, 4), np.inf)
+    lower = -inf if lower is None else np.asarray(lower, dtype=float)
+    upper = inf if upper is None else np.asarray(upper, dtype=float)
+    esc_lo, esc_hi = escape if escape is not None else (-inf, inf)
+    lo_t, hi_t = lower[:, [0, 3]], upper[:, [0, 3]]
+    theta = np.clip(np.asarray(p0, dtype=float)[:, [0, 3]], lo_t, hi_t)
+    p_out, f_out = np.full((k, 4), np.nan), np.full(k, np.nan)
+    ok_out = np.zeros(k, dtype=bool)
+    sums = _Sums.of(s)
+    with np.errstate(all="ignore"):
+        p = _Problems(
+            ids=np.arange(k), lx=s.lx, sums=sums, span=np.maximum(s.hi - s.lo, 1.0),
+            lo_t=lo_t, hi_t=hi_t, esc_lo=esc_lo[:, [0, 3]], esc_hi=esc_hi[:, [0, 3]],
+            box_lo=lower[:, 1], box_hi=upper[:, 1], theta=theta, f=np.zeros(k),
+            c=np.zeros(k), d=np.zeros(k), free_c=np.ones(k, bool), free_d=np.ones(k, bool),
+            a=np.zeros((k, 2, 2)), grad=np.zeros((k, 2)), d2=np.ones((k, 2)),
+            lam=np.full(k, 1e-3), nu=np.full(k, 2.0),
+        )  # fmt: skip
+        t = _evaluate(p, theta)
+        p.a, p.grad, norms = _reduced(t, sums.w, sums.sw, theta)
+        p.f, p.c, p.d = t.rss, t.plateaus.c, t.plateaus.d
+        p.free_c, p.free_d = t.plateaus.free_c, t.plateaus.free_d
+        p.d2 = np.where(norms > 0, norms, 1.0)
+        good = np.isfinite(p.f) & np.isfinite(p.a).all(axis=(1, 2)) & np.isfinite(theta).all(1)
+        p = p.take(np.flatnonzero(good))
+
+        def finish(q: _Problems, rows: Index, converged: bool) -> None:
+            p_out[q.ids[rows]] = np.stack(
+                [q.theta[rows, 0], q.c[rows], q.d[rows], q.theta[rows, 1]], axis=1
+            )
+            f_out[q.ids[rows]] = q.f[rows]
+            ok_out[q.ids[rows]] = converged
+
+        for _ in range(max_trials):
+            if not len(p.ids):
+                break
+            trial, rhs = _lm_step(p)
+            step = trial - p.theta
+            t = _evaluate(p, trial)
+            gs = (p.grad * step).sum(1)
+            quad = (
+                p.a[:, 0, 0] * step[:, 0] ** 2
+                + 2 * p.a[:, 0, 1] * step[:, 0] * step[:, 1]
+                + p.a[:, 1, 1] * step[:, 1] ** 2
+            )
+            pred = -(2.0 * gs + quad)
+            actual = p.f - t.rss
+            finite = np.isfinite(t.rss)
+            ratio = np.where(pred > 0, actual / np.where(pred > 0, pred, 1.0), -np.inf)
+            accept = finite & (ratio >= 1e-4)
+            scale = np.sqrt(p.d2)
+            xnorm = np.sqrt(((scale * p.theta) ** 2).sum(1))
+            snorm = np.sqrt(((scale * step) ** 2).sum(1))
+            # trust-region-reflective's gtol: the gradient scaled by the distance to the
+            # bound it points at (Coleman–Li), as scipy's least_squares tests it.
+            reach = np.where(
+                p.grad < 0, p.hi_t - p.theta, np.where(p.grad > 0, p.theta - p.lo_t, 1.0)
+            )
+            bounded = np.isfinite(p.lo_t[:, 0])
+            scaled_grad = np.max(np.abs(p.grad * np.where(np.isfinite(reach), reach, 1.0)), 1)
+            done = (
+                ~np.any(rhs != 0.0, axis=1)
+                | (p.f == 0.0)
+                | (bounded & (scaled_grad < gtol))
+                | (finite & (np.abs(actual) <= ftol * p.f) & (pred <= ftol * p.f) & (ratio <= 2.0))
+                | (snorm <= xtol * xnorm)
+                | (p.lam > 1e30)
+            )
+            p.lam = np.where(
+                accept, p.lam * np.maximum(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3), p.lam * p.nu
+            )
+            p.nu = np.where(accept, 2.0, p.nu * 2.0)
+            rows = np.flatnonzero(accept)
+            if len(rows):
+                sol = t.plateaus
+                p.theta[rows], p.f[rows] = trial[rows], t.rss[rows]
+                p.c[rows], p.d[rows] = sol.c[rows], sol.d[rows]
+                p.free_c[rows], p.free_d[rows] = sol.free_c[rows], sol.free_d[rows]
+                sub = _Trial(
+                    t.g[rows],
+                    t.u[rows],
+                    _Plateaus(
+                        sol.c[rows], sol.d[rows], sol.free_c[rows], sol.free_d[rows],
+                        sol.rss[rows], sol.solvable[rows],
+                    ),
+                    t.r[rows],
+                    t.rss[rows],
+                )  # fmt: skip
+                a_new, grad_new, norms = _reduced(sub, p.sums.w[rows], p.sums.sw[rows], trial[rows])
+                p.a[rows], p.grad[rows] = a_new, grad_new
+                p.d2[rows] = np.maximum(p.d2[rows], norms)
+                off = (trial[rows] < p.esc_lo[rows]) | (trial[rows] > p.esc_hi[rows])
+                done[rows] |= off.any(axis=1)
+            if done.any():
+                finish(p, np.flatnonzero(done), True)
+                p = p.take(np.flatnonzero(~done))
+        finish(p, np.arange(len(p.ids)), False)
+    return p_out, f_out, ok_out
+
+
+def hessian(s: Stack, p: Array) -> Array:
+    """The observed Hessian of each curve's RSS in ``(b, c, d, log e)``: ``(K, 4, 4)``."""
+    b, c, d = p[:, 0:1], p[:, 1:2], p[:, 2:3]
+    u = s.lx - p[:, 3:4]
+    g = special.expit(-b * u)
+    r = (c + (d - c) * g - s.y) * s.w
+    g1 = -g * (1.0 - g)
+    g2 = -g1 * (1.0 - 2.0 * g)
+    dc = d - c
+    w = s.w
+    jac = np.stack([dc * g1 * u * w, (1.0 - g) * w, g * w, -dc * g1 * b * w], axis=2)
+    out = np.einsum("kmi,kmj->kij", jac, jac)
+    s00 = _dot(r, dc * g2 * u * u)
+    s01 = _dot(r, -g1 * u)
+    s03 = _dot(r, -dc * (g2 * u * b + g1))
+    s13 = _dot(r, g1 * b)
+    s33 = _dot(r, dc * g2 * b * b)
+    second = np.zeros_like(out)
+    second[:, 0, 0] = s00
+    second[:, 0, 1] = second[:, 1, 0] = s01
+    second[:, 0, 2] = second[:, 2, 0] = -s01
+    second[:, 0, 3] = second[:, 3, 0] = s03
+    second[:, 1, 3] = second[:, 3, 1] = s13
+    second[:, 2, 3] = second[:, 3, 2] = -s13
+    second[:, 3, 3] = s33
+    return np.asarray(2.0 * (out + second), dtype=float)
