@@ -74,17 +74,17 @@ class Stack:
 
     def y_range(self) -> tuple[Array, Array]:
         valid = self.w > 0
-        return np.where(valid, self.y, np.inf).min(axis=1), np.where(
-            valid, self.y, -np.inf
-        ).max(axis=1)
+        return np.where(valid, self.y, np.inf).min(axis=1), np.where(valid, self.y, -np.inf).max(
+            axis=1
+        )
 
 
 def _dot(a: Array, b: Array) -> Array:
-    return np.einsum("...m,...m->...", a, b)
+    return np.asarray(np.einsum("...m,...m->...", a, b), dtype=float)
 
 
 def _total(a: Array) -> Array:
-    return np.einsum("...m->...", a)  # much faster than .sum(-1) over short rows
+    return np.asarray(np.einsum("...m->...", a), dtype=float)  # faster than .sum(-1)
 
 
 _GRID_ROWS = 128  # curves per grid evaluation (memory: rows × grid points × width floats)
@@ -172,9 +172,7 @@ def _plateaus(
     return _Plateaus(c, d, (c > lo) & (c < hi), (d > lo) & (d < hi), best, solvable)
 
 
-def _best_points(
-    theta_b: Array, theta_l: Array, sol: _Plateaus, n_best: int
-) -> tuple[Array, Mask]:
+def _best_points(theta_b: Array, theta_l: Array, sol: _Plateaus, n_best: int) -> tuple[Array, Mask]:
     rss = np.where(np.isfinite(sol.rss), sol.rss, np.inf)
     order = np.argsort(rss, axis=1)[:, :n_best]
 
@@ -260,27 +258,36 @@ def self_starts(s: Stack) -> tuple[Array, Mask]:
 
 @dataclass
 class _Problems:
-    """The LM state of the problems still iterating (one row each)."""
+    """The LM state of the problems still iterating: one row each, one array per field."""
 
     ids: Index
-    lx: Array
+    lx: Array  # (k, m)
     sums: _Sums
     span: Array
-    lo_t: Array  # (k, 2) bounds of (b, log e); ±inf when unbounded
-    hi_t: Array
-    esc_lo: Array  # (k, 2) leaving this box ends an unbounded problem (its optimum runs off)
-    esc_hi: Array
-    box_lo: Array  # (k,) bounds of the plateaus; ±inf when unbounded
+    lo_b: Array  # bounds of b and log e (±inf when unbounded)
+    hi_b: Array
+    lo_l: Array
+    hi_l: Array
+    esc_lo_b: Array  # leaving this box ends an unbounded problem (its optimum runs off)
+    esc_hi_b: Array
+    esc_lo_l: Array
+    esc_hi_l: Array
+    box_lo: Array  # bounds of the plateaus (±inf when unbounded)
     box_hi: Array
-    theta: Array  # (k, 2) b, log e
+    b: Array
+    le: Array
     f: Array
     c: Array
     d: Array
     free_c: Mask
     free_d: Mask
-    a: Array  # (k, 2, 2) Gauss–Newton matrix
-    grad: Array  # (k, 2)
-    d2: Array  # (k, 2) squared column scales (running max, as MINPACK's diag)
+    a00: Array  # Gauss–Newton matrix of (b, log e)
+    a01: Array
+    a11: Array
+    g0: Array  # gradient (Jᵀr) of (b, log e)
+    g1: Array
+    s0: Array  # damping scales
+    s1: Array
     lam: Array
     nu: Array
 
@@ -295,77 +302,129 @@ class _Trial:
 
     g: Array
     u: Array
-    plateaus: _Plateaus
+    c: Array
+    d: Array
+    free_c: Mask
+    free_d: Mask
     r: Array
     rss: Array
 
+    def take(self, rows: Index) -> _Trial:
+        return _Trial(*(getattr(self, f.name)[rows] for f in fields(self)))
 
-def _evaluate(p: _Problems, theta: Array) -> _Trial:
-    u = p.lx - theta[:, 1:2]
-    g = _logistic(theta[:, 0:1], p.lx, theta[:, 1:2])
-    box = (p.box_lo, p.box_hi) if np.isfinite(p.box_lo).all() else None
-    sol = _plateaus(g, p.sums, box)
+
+def _products(cols: tuple[Array, ...], pairs: tuple[tuple[int, int], ...]) -> list[Array]:
+    """Row-wise dot products of pairs of (k, m) columns. A few rows (one curve): one
+    batched matmul of the stacked columns; many rows: one einsum per pair, which is then
+    faster than numpy's batched matmul of tiny matrices."""
+    if len(cols[0]) <= 32:
+        stacked = np.stack(cols, axis=1)
+        gram = stacked @ stacked.transpose(0, 2, 1)
+        return [gram[:, i, j] for i, j in pairs]
+    return [_dot(cols[i], cols[j]) for i, j in pairs]
+
+
+def _evaluate(p: _Problems, b: Array, le: Array, bounded: bool) -> _Trial:
+    u = p.lx - le[:, None]
+    g = _logistic(b[:, None], p.lx, le[:, None])
+    sol = _plateaus(g, p.sums, (p.box_lo, p.box_hi) if bounded else None)
     r = (sol.c[:, None] + (sol.d - sol.c)[:, None] * g - p.sums.y) * p.sums.w
-    return _Trial(g, u, sol, r, _dot(r, r))  # the RSS from the residuals: accurate
+    return _Trial(g, u, sol.c, sol.d, sol.free_c, sol.free_d, r, _dot(r, r))  # RSS from r
 
 
-def _reduced(t: _Trial, w: Array, sw: Array, theta: Array) -> tuple[Array, Array, Array]:
-    """Gauss–Newton matrix (k, 2, 2) and gradient (k, 2) of the RSS in ``(b, log e)``
-    with the plateaus projected out (Kaufman's variable-projection Jacobian), and the
-    squared column norms of the unprojected Jacobian (the LM scaling, as MINPACK's)."""
-    g, sol = t.g, t.plateaus
-    base = ((sol.d - sol.c)[:, None] * w) * (g * (g - 1.0))
+def _adopt(p: _Problems, rows: Index, b: Array, le: Array, t: _Trial, bounded: bool) -> None:
+    """Move problems ``rows`` to ``(b, log e)``, evaluated as ``t`` (those rows only).
+
+    The Gauss–Newton matrix and gradient are Kaufman's variable-projection ones: the
+    columns of b and log e minus what the free plateaus (columns h = w − g and g) absorb.
+    The damping scales are Marquardt's (the current diagonal), kept from collapsing faster
+    than by half a step when the free plateaus change."""
+    w, sw, g = p.sums.w[rows], p.sums.sw[rows], t.g
+    base = ((t.d - t.c)[:, None] * w) * (g * (g - 1.0))
     jb = base * t.u
-    jl = base * -theta[:, 0:1]
-    grad = np.stack([_dot(jb, t.r), _dot(jl, t.r)], axis=1)
-    bb, bl, ll = _dot(jb, jb), _dot(jb, jl), _dot(jl, jl)
-    # Minus what the free plateaus absorb: Qᵀ M⁻¹ Q over the free columns h = w − g, g.
+    jl = base * -b[:, None]
     gw = g * w
-    sg, sgg = _total(gw), _dot(gw, gw)
-    m11, m12, m22 = sw - 2 * sg + sgg, sg - sgg, sgg
-    gb, gl = _dot(gw, jb), _dot(gw, jl)
-    qb = (_total(jb) - gb, gb)  # (h·jb, g·jb)
-    ql = (_total(jl) - gl, gl)
-    free_c, free_d = sol.free_c, sol.free_d
-    det = m11 * m22 - m12 * m12
-    both = free_c & free_d & (det > 1e-13 * m11 * m22)
-    safe = np.where(both, det, 1.0)
-    only_c = free_c & ~both
-    only_d = free_d & ~free_c
-
-    def absorbed(qi: tuple[Array, Array], qj: tuple[Array, Array]) -> Array:
-        two = m22 * qi[0] * qj[0] - m12 * (qi[0] * qj[1] + qi[1] * qj[0]) + m11 * qi[1] * qj[1]
-        first = qi[0] * qj[0] / np.maximum(m11, _TINY)
-        second = qi[1] * qj[1] / np.maximum(m22, _TINY)
-        return np.where(both, two / safe, np.where(only_c, first, np.where(only_d, second, 0.0)))
-
-    a = np.empty((len(theta), 2, 2))
-    a[:, 0, 0] = np.maximum(bb - absorbed(qb, qb), 0.0)
-    a[:, 1, 1] = np.maximum(ll - absorbed(ql, ql), 0.0)
-    a[:, 0, 1] = a[:, 1, 0] = bl - absorbed(qb, ql)
-    return a, grad, np.stack([bb, ll], axis=1)
-
-
-def _lm_step(p: _Problems) -> tuple[Array, Array]:
-    """The damped Gauss–Newton step (held parameters stay) and what was solved for."""
-    held = ((p.theta <= p.lo_t) & (p.grad > 0)) | ((p.theta >= p.hi_t) & (p.grad < 0))
-    rhs = np.where(held, 0.0, -p.grad)
-    m00 = np.where(held[:, 0], 1.0, p.a[:, 0, 0] + p.lam * p.d2[:, 0])
-    m11 = np.where(held[:, 1], 1.0, p.a[:, 1, 1] + p.lam * p.d2[:, 1])
-    m01 = np.where(held.any(axis=1), 0.0, p.a[:, 0, 1])
-    det = m00 * m11 - m01 * m01
-    det = np.where(det != 0, det, _TINY)
-    step = np.stack(
-        [(m11 * rhs[:, 0] - m01 * rhs[:, 1]) / det, (m00 * rhs[:, 1] - m01 * rhs[:, 0]) / det],
-        axis=1,
+    bb, bl, ll, sgg, gb, gl, sjb, sjl, sg, rb, rl = _products(
+        (jb, jl, gw, w, t.r),
+        ((0, 0), (0, 1), (1, 1), (2, 2), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1)),
     )
-    # Steps stay local: ln e moves at most the tested dose span, b at most doubles (or
-    # moves by 2), so a start is polished in its own basin, not flung into another.
-    reach_b = np.maximum(2.0, np.abs(p.theta[:, 0])) / np.maximum(np.abs(step[:, 0]), _TINY)
-    reach_l = p.span / np.maximum(np.abs(step[:, 1]), _TINY)
-    shrink = np.minimum(1.0, np.minimum(reach_b, reach_l))
-    trial = np.clip(p.theta + step * shrink[:, None], p.lo_t, p.hi_t)
-    return trial, rhs
+    m11, m12, m22 = sw - 2 * sg + sgg, sg - sgg, sgg
+    hb, hl = sjb - gb, sjl - gl
+    det = m11 * m22 - m12 * m12
+    both = det > 1e-13 * m11 * m22
+    if bounded:
+        both &= t.free_c & t.free_d
+    safe = np.where(both, det, 1.0)
+
+    def absorbed(h1: Array, g1: Array, h2: Array, g2: Array) -> Array:
+        two = (m22 * h1 * h2 - m12 * (h1 * g2 + g1 * h2) + m11 * g1 * g2) / safe
+        if not bounded:
+            return np.where(both, two, 0.0)
+        only_c = h1 * h2 / np.maximum(m11, _TINY)
+        only_d = g1 * g2 / np.maximum(m22, _TINY)
+        one = np.where(t.free_c, only_c, np.where(t.free_d, only_d, 0.0))
+        return np.where(both, two, one)
+
+    a00 = np.maximum(bb - absorbed(hb, gb, hb, gb), 0.0)
+    a11 = np.maximum(ll - absorbed(hl, gl, hl, gl), 0.0)
+    p.a00[rows], p.a11[rows] = a00, a11
+    p.a01[rows] = bl - absorbed(hb, gb, hl, gl)
+    p.g0[rows], p.g1[rows] = rb, rl
+    p.s0[rows] = np.maximum(np.maximum(a00, 1e-10 * bb + _TINY), 0.5 * p.s0[rows])
+    p.s1[rows] = np.maximum(np.maximum(a11, 1e-10 * ll + _TINY), 0.5 * p.s1[rows])
+    p.b[rows], p.le[rows], p.f[rows], p.c[rows], p.d[rows] = b, le, t.rss, t.c, t.d
+    p.free_c[rows], p.free_d[rows] = t.free_c, t.free_d
+
+
+def _solve(
+    p: _Problems, held_b: Mask | None, held_l: Mask | None
+) -> tuple[Array, Array, Array, Array]:
+    """The damped Gauss–Newton step (held parameters fixed) in Jacobi-scaled form — b and
+    log e are nearly collinear when the slope flattens, and unscaled Cramer's rule would
+    cancel — and −gradient of the free parameters."""
+    r0, r1 = np.sqrt(p.s0), np.sqrt(p.s1)
+    q0, q1 = -p.g0 / r0, -p.g1 / r1
+    m00, m11, m01 = p.a00 / p.s0 + p.lam, p.a11 / p.s1 + p.lam, p.a01 / (r0 * r1)
+    if held_b is not None and held_l is not None:
+        q0, q1 = np.where(held_b, 0.0, q0), np.where(held_l, 0.0, q1)
+        m00, m11 = np.where(held_b, 1.0, m00), np.where(held_l, 1.0, m11)
+        m01 = np.where(held_b | held_l, 0.0, m01)
+    det = m00 * m11 - m01 * m01
+    det = np.where(det > 0, det, _TINY)
+    return (m11 * q0 - m01 * q1) / det / r0, (m00 * q1 - m01 * q0) / det / r1, q0 * r0, q1 * r1
+
+
+def _lm_step(p: _Problems, bounded: bool) -> tuple[Array, Array, Array, Array]:
+    """The next trial ``(b, log e)`` and −gradient of the free parameters.
+
+    Bounded: a parameter on its bound is held when the gradient or the step would take it
+    out (the other is then solved for again without it), and the trial is projected onto
+    the box. Steps stay local: log e moves at most the tested dose span, b at most doubles
+    (or moves by 2), so a start is polished in its own basin, not flung into another."""
+    if bounded:
+        at_lo_b, at_hi_b = p.b <= p.lo_b, p.b >= p.hi_b
+        at_lo_l, at_hi_l = p.le <= p.lo_l, p.le >= p.hi_l
+        held_b = (at_lo_b & (p.g0 > 0)) | (at_hi_b & (p.g0 < 0))
+        held_l = (at_lo_l & (p.g1 > 0)) | (at_hi_l & (p.g1 < 0))
+        sb, sl, q0, q1 = _solve(p, held_b, held_l)
+        block_b = ~held_b & ((at_lo_b & (sb < 0)) | (at_hi_b & (sb > 0)))
+        block_l = ~held_l & ((at_lo_l & (sl < 0)) | (at_hi_l & (sl > 0)))
+        if block_b.any() or block_l.any():
+            sb2, sl2, q02, q12 = _solve(p, held_b | block_b, held_l | block_l)
+            again = block_b | block_l
+            sb, sl = np.where(again, sb2, sb), np.where(again, sl2, sl)
+            q0, q1 = np.where(again, q02, q0), np.where(again, q12, q1)
+    else:
+        sb, sl, q0, q1 = _solve(p, None, None)
+    reach = np.minimum(
+        np.maximum(2.0, np.abs(p.b)) / np.maximum(np.abs(sb), _TINY),
+        p.span / np.maximum(np.abs(sl), _TINY),
+    )
+    shrink = np.minimum(1.0, reach)
+    tb, tl = p.b + sb * shrink, p.le + sl * shrink
+    if bounded:
+        tb, tl = np.clip(tb, p.lo_b, p.hi_b), np.clip(tl, p.lo_l, p.hi_l)
+    return tb, tl, q0, q1
 
 
 def least_squares(
@@ -389,99 +448,80 @@ def least_squares(
     box: its optimum runs off, and only that fact matters (the caller refits it bounded).
     """
     k = len(s)
+    bounded = lower is not None and upper is not None
     inf = np.full((k, 4), np.inf)
-    lower = -inf if lower is None else np.asarray(lower, dtype=float)
-    upper = inf if upper is None else np.asarray(upper, dtype=float)
+    lo = np.asarray(lower, dtype=float) if lower is not None else -inf
+    hi = np.asarray(upper, dtype=float) if upper is not None else inf
     esc_lo, esc_hi = escape if escape is not None else (-inf, inf)
-    lo_t, hi_t = lower[:, [0, 3]], upper[:, [0, 3]]
-    theta = np.clip(np.asarray(p0, dtype=float)[:, [0, 3]], lo_t, hi_t)
+    start = np.asarray(p0, dtype=float)
+    b0, le0 = start[:, 0], start[:, 3]
+    if bounded:
+        b0, le0 = np.clip(b0, lo[:, 0], hi[:, 0]), np.clip(le0, lo[:, 3], hi[:, 3])
     p_out, f_out = np.full((k, 4), np.nan), np.full(k, np.nan)
     ok_out = np.zeros(k, dtype=bool)
-    sums = _Sums.of(s)
+    zero = np.zeros(k)
     with np.errstate(all="ignore"):
         p = _Problems(
-            ids=np.arange(k), lx=s.lx, sums=sums, span=np.maximum(s.hi - s.lo, 1.0),
-            lo_t=lo_t, hi_t=hi_t, esc_lo=esc_lo[:, [0, 3]], esc_hi=esc_hi[:, [0, 3]],
-            box_lo=lower[:, 1], box_hi=upper[:, 1], theta=theta, f=np.zeros(k),
-            c=np.zeros(k), d=np.zeros(k), free_c=np.ones(k, bool), free_d=np.ones(k, bool),
-            a=np.zeros((k, 2, 2)), grad=np.zeros((k, 2)), d2=np.ones((k, 2)),
-            lam=np.full(k, 1e-3), nu=np.full(k, 2.0),
+            ids=np.arange(k), lx=s.lx, sums=_Sums.of(s), span=np.maximum(s.hi - s.lo, 1.0),
+            lo_b=lo[:, 0], hi_b=hi[:, 0], lo_l=lo[:, 3], hi_l=hi[:, 3],
+            esc_lo_b=esc_lo[:, 0], esc_hi_b=esc_hi[:, 0], esc_lo_l=esc_lo[:, 3],
+            esc_hi_l=esc_hi[:, 3], box_lo=lo[:, 1], box_hi=hi[:, 1], b=b0.copy(),
+            le=le0.copy(), f=zero.copy(), c=zero.copy(), d=zero.copy(),
+            free_c=np.ones(k, bool), free_d=np.ones(k, bool), a00=zero.copy(),
+            a01=zero.copy(), a11=zero.copy(), g0=zero.copy(), g1=zero.copy(),
+            s0=zero.copy(), s1=zero.copy(), lam=np.full(k, 1e-3), nu=np.full(k, 2.0),
         )  # fmt: skip
-        t = _evaluate(p, theta)
-        p.a, p.grad, norms = _reduced(t, sums.w, sums.sw, theta)
-        p.f, p.c, p.d = t.rss, t.plateaus.c, t.plateaus.d
-        p.free_c, p.free_d = t.plateaus.free_c, t.plateaus.free_d
-        p.d2 = np.where(norms > 0, norms, 1.0)
-        good = np.isfinite(p.f) & np.isfinite(p.a).all(axis=(1, 2)) & np.isfinite(theta).all(1)
+        everyone = np.arange(k)
+        _adopt(p, everyone, b0, le0, _evaluate(p, b0, le0, bounded), bounded)
+        good = np.isfinite(p.f) & np.isfinite(p.a00 + p.a01 + p.a11) & np.isfinite(b0 + le0)
         p = p.take(np.flatnonzero(good))
 
         def finish(q: _Problems, rows: Index, converged: bool) -> None:
-            p_out[q.ids[rows]] = np.stack(
-                [q.theta[rows, 0], q.c[rows], q.d[rows], q.theta[rows, 1]], axis=1
-            )
+            p_out[q.ids[rows]] = np.stack([q.b[rows], q.c[rows], q.d[rows], q.le[rows]], 1)
             f_out[q.ids[rows]] = q.f[rows]
             ok_out[q.ids[rows]] = converged
 
         for _ in range(max_trials):
             if not len(p.ids):
                 break
-            trial, rhs = _lm_step(p)
-            step = trial - p.theta
-            t = _evaluate(p, trial)
-            gs = (p.grad * step).sum(1)
-            quad = (
-                p.a[:, 0, 0] * step[:, 0] ** 2
-                + 2 * p.a[:, 0, 1] * step[:, 0] * step[:, 1]
-                + p.a[:, 1, 1] * step[:, 1] ** 2
+            tb, tl, q0, q1 = _lm_step(p, bounded)
+            sb, sl = tb - p.b, tl - p.le
+            t = _evaluate(p, tb, tl, bounded)
+            pred = -(
+                2.0 * (p.g0 * sb + p.g1 * sl)
+                + p.a00 * sb * sb
+                + 2.0 * p.a01 * sb * sl
+                + p.a11 * sl * sl
             )
-            pred = -(2.0 * gs + quad)
             actual = p.f - t.rss
             finite = np.isfinite(t.rss)
             ratio = np.where(pred > 0, actual / np.where(pred > 0, pred, 1.0), -np.inf)
             accept = finite & (ratio >= 1e-4)
-            scale = np.sqrt(p.d2)
-            xnorm = np.sqrt(((scale * p.theta) ** 2).sum(1))
-            snorm = np.sqrt(((scale * step) ** 2).sum(1))
-            # trust-region-reflective's gtol: the gradient scaled by the distance to the
-            # bound it points at (Coleman–Li), as scipy's least_squares tests it.
-            reach = np.where(
-                p.grad < 0, p.hi_t - p.theta, np.where(p.grad > 0, p.theta - p.lo_t, 1.0)
-            )
-            bounded = np.isfinite(p.lo_t[:, 0])
-            scaled_grad = np.max(np.abs(p.grad * np.where(np.isfinite(reach), reach, 1.0)), 1)
+            xnorm = p.s0 * p.b * p.b + p.s1 * p.le * p.le
+            snorm = p.s0 * sb * sb + p.s1 * sl * sl
             done = (
-                ~np.any(rhs != 0.0, axis=1)
+                ((q0 == 0.0) & (q1 == 0.0))
                 | (p.f == 0.0)
-                | (bounded & (scaled_grad < gtol))
-                | (finite & (np.abs(actual) <= ftol * p.f) & (pred <= ftol * p.f) & (ratio <= 2.0))
-                | (snorm <= xtol * xnorm)
+                | (finite & (np.abs(actual) <= ftol * p.f) & (pred <= ftol * p.f) & (ratio <= 2))
+                | (snorm <= xtol * xtol * xnorm)
                 | (p.lam > 1e30)
             )
+            if bounded:
+                # trust-region-reflective's gtol: the gradient scaled by the distance to
+                # the bound it points at (Coleman–Li), as scipy's least_squares tests it.
+                v0 = np.where(p.g0 < 0, p.hi_b - p.b, p.b - p.lo_b)
+                v1 = np.where(p.g1 < 0, p.hi_l - p.le, p.le - p.lo_l)
+                done |= np.maximum(np.abs(p.g0 * v0), np.abs(p.g1 * v1)) < gtol
             p.lam = np.where(
                 accept, p.lam * np.maximum(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3), p.lam * p.nu
             )
             p.nu = np.where(accept, 2.0, p.nu * 2.0)
             rows = np.flatnonzero(accept)
             if len(rows):
-                sol = t.plateaus
-                p.theta[rows], p.f[rows] = trial[rows], t.rss[rows]
-                p.c[rows], p.d[rows] = sol.c[rows], sol.d[rows]
-                p.free_c[rows], p.free_d[rows] = sol.free_c[rows], sol.free_d[rows]
-                sub = _Trial(
-                    t.g[rows],
-                    t.u[rows],
-                    _Plateaus(
-                        sol.c[rows], sol.d[rows], sol.free_c[rows], sol.free_d[rows],
-                        sol.rss[rows], sol.solvable[rows],
-                    ),
-                    t.r[rows],
-                    t.rss[rows],
-                )  # fmt: skip
-                a_new, grad_new, norms = _reduced(sub, p.sums.w[rows], p.sums.sw[rows], trial[rows])
-                p.a[rows], p.grad[rows] = a_new, grad_new
-                p.d2[rows] = np.maximum(p.d2[rows], norms)
-                off = (trial[rows] < p.esc_lo[rows]) | (trial[rows] > p.esc_hi[rows])
-                done[rows] |= off.any(axis=1)
+                _adopt(p, rows, tb[rows], tl[rows], t.take(rows), bounded)
+                if escape is not None:
+                    off = (p.b < p.esc_lo_b) | (p.b > p.esc_hi_b)
+                    done |= accept & (off | (p.le < p.esc_lo_l) | (p.le > p.esc_hi_l))
             if done.any():
                 finish(p, np.flatnonzero(done), True)
                 p = p.take(np.flatnonzero(~done))
