@@ -87,8 +87,8 @@ def fit_ll4_many(
 ) -> list[LL4Fit]:
     """:func:`fit_ll4` of every ``(dose, response)`` curve, in order, the numerics stacked.
 
-    A curve's result is the one :func:`fit_ll4` gives it alone (each curve is its own
-    least-squares problem; the batch only shares numpy calls). ``controls`` gives each
+    A curve's result is the one :func:`fit_ll4` gives it alone, to rounding (each curve is
+    its own least-squares problem; the batch only shares numpy calls). ``controls`` gives each
     curve's 100 % (None: the mean at dose 0, or the fitted upper plateau). Many curves at
     once are far faster than one at a time: a plate's curves, a table, a timecourse.
     """
