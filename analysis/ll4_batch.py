@@ -161,7 +161,7 @@ def _polish(
     # A start whose (b, log e) leave the box is running off: it ends there (the refit
     # inside the box decides), instead of crawling on for hundreds of steps.
     ends, rss, ok = solver.least_squares(
-        stack.take(owner), np.array(start_list), escape=(lower[owner], upper[owner])
+        stack.take(owner), np.array(start_list), escape=(lower[owner], upper[owner]), owner=owner
     )
     rss = np.where(np.isfinite(rss), rss, np.inf)
     best = _best_of(owner, rss, ok, k, prefer_converged=True)
@@ -196,7 +196,7 @@ def _refit_bounded(
     owner = np.asarray(owner_list, dtype=np.intp)
     rows = runaway[owner]
     ends_b, rss, ok = solver.least_squares(
-        stack.take(rows), np.array(start_list), lower[rows], upper[rows]
+        stack.take(rows), np.array(start_list), lower[rows], upper[rows], owner=owner
     )
     rss = np.where(np.isfinite(rss), rss, np.inf)
     best = _best_of(owner, rss, ok, len(runaway), prefer_converged=False)

@@ -148,12 +148,13 @@ def _plateaus(
     c = np.where(solvable, (s22 * t1 - s12 * t2) / safe, level)
     d = np.where(solvable, (s11 * t2 - s12 * t1) / safe, level)
 
+    if box is None:
+        free = np.ones(c.shape, dtype=bool)
+        return _Plateaus(c, d, free, free, sums.yy - c * t1 - d * t2, solvable)
+
     def objective(cc: Array, dd: Array) -> Array:
         return sums.yy + s11 * cc * cc + 2 * s12 * cc * dd + s22 * dd * dd - 2 * (t1 * cc + t2 * dd)
 
-    if box is None:
-        free = np.ones(c.shape, dtype=bool)
-        return _Plateaus(c, d, free, free, objective(c, d), solvable)
     lo, hi = box
     inside = (c > lo) & (c < hi) & (d > lo) & (d < hi)
     best = np.where(inside, objective(c, d), np.inf)
@@ -261,6 +262,7 @@ class _Problems:
     """The LM state of the problems still iterating: one row each, one array per field."""
 
     ids: Index
+    own: Index  # the curve of each problem
     lx: Array  # (k, m)
     sums: _Sums
     span: Array
@@ -332,7 +334,9 @@ def _evaluate(p: _Problems, b: Array, le: Array, bounded: bool) -> _Trial:
     return _Trial(g, u, sol.c, sol.d, sol.free_c, sol.free_d, r, _dot(r, r))  # RSS from r
 
 
-def _adopt(p: _Problems, rows: Index, b: Array, le: Array, t: _Trial, bounded: bool) -> None:
+def _adopt(
+    p: _Problems, rows: Index | slice, b: Array, le: Array, t: _Trial, bounded: bool
+) -> None:
     """Move problems ``rows`` to ``(b, log e)``, evaluated as ``t`` (those rows only).
 
     The Gauss–Newton matrix and gradient are Kaufman's variable-projection ones: the
@@ -359,7 +363,7 @@ def _adopt(p: _Problems, rows: Index, b: Array, le: Array, t: _Trial, bounded: b
     def absorbed(h1: Array, g1: Array, h2: Array, g2: Array) -> Array:
         two = (m22 * h1 * h2 - m12 * (h1 * g2 + g1 * h2) + m11 * g1 * g2) / safe
         if not bounded:
-            return np.where(both, two, 0.0)
+            return two * both
         only_c = h1 * h2 / np.maximum(m11, _TINY)
         only_d = g1 * g2 / np.maximum(m22, _TINY)
         one = np.where(t.free_c, only_c, np.where(t.free_d, only_d, 0.0))
@@ -434,6 +438,7 @@ def least_squares(
     upper: Array | None = None,
     *,
     escape: tuple[Array, Array] | None = None,
+    owner: Index | None = None,
     xtol: float = 1e-10,
     ftol: float = 1e-12,
     gtol: float = 1e-8,
@@ -446,6 +451,9 @@ def least_squares(
     could not be evaluated. ``lower``/``upper`` (K, 4) bound the parameters. ``escape``
     (two (K, 4) arrays) ends an unbounded problem as soon as its ``(b, log e)`` leave that
     box: its optimum runs off, and only that fact matters (the caller refits it bounded).
+    ``owner`` (K,) names the curve of each problem (several starts of one curve): a start
+    that comes within 1e-6 (relative) of where another start of its curve converged ends
+    there — from so close it can only converge to that same minimum.
     """
     k = len(s)
     bounded = lower is not None and upper is not None
@@ -460,9 +468,13 @@ def least_squares(
     p_out, f_out = np.full((k, 4), np.nan), np.full(k, np.nan)
     ok_out = np.zeros(k, dtype=bool)
     zero = np.zeros(k)
+    own = np.zeros(k, dtype=np.intp) if owner is None else np.asarray(owner, dtype=np.intp)
+    n_own = int(own.max()) + 1 if k else 0
+    ref = np.zeros(n_own, dtype=bool)  # the owner has a converged start: where
+    ref_p, ref_f = np.zeros((n_own, 4)), np.zeros(n_own)
     with np.errstate(all="ignore"):
         p = _Problems(
-            ids=np.arange(k), lx=s.lx, sums=_Sums.of(s), span=np.maximum(s.hi - s.lo, 1.0),
+            ids=np.arange(k), own=own, lx=s.lx, sums=_Sums.of(s), span=np.maximum(s.hi - s.lo, 1.0),
             lo_b=lo[:, 0], hi_b=hi[:, 0], lo_l=lo[:, 3], hi_l=hi[:, 3],
             esc_lo_b=esc_lo[:, 0], esc_hi_b=esc_hi[:, 0], esc_lo_l=esc_lo[:, 3],
             esc_hi_l=esc_hi[:, 3], box_lo=lo[:, 1], box_hi=hi[:, 1], b=b0.copy(),
@@ -471,8 +483,7 @@ def least_squares(
             a01=zero.copy(), a11=zero.copy(), g0=zero.copy(), g1=zero.copy(),
             s0=zero.copy(), s1=zero.copy(), lam=np.full(k, 1e-3), nu=np.full(k, 2.0),
         )  # fmt: skip
-        everyone = np.arange(k)
-        _adopt(p, everyone, b0, le0, _evaluate(p, b0, le0, bounded), bounded)
+        _adopt(p, slice(None), b0, le0, _evaluate(p, b0, le0, bounded), bounded)
         good = np.isfinite(p.f) & np.isfinite(p.a00 + p.a01 + p.a11) & np.isfinite(b0 + le0)
         p = p.take(np.flatnonzero(good))
 
@@ -517,11 +528,33 @@ def least_squares(
             )
             p.nu = np.where(accept, 2.0, p.nu * 2.0)
             rows = np.flatnonzero(accept)
-            if len(rows):
+            escaped = np.zeros(len(p.ids), dtype=bool)
+            if len(rows) == len(p.ids):  # all accepted: no copies
+                _adopt(p, slice(None), tb, tl, t, bounded)
+            elif len(rows):
                 _adopt(p, rows, tb[rows], tl[rows], t.take(rows), bounded)
+            if len(rows):
                 if escape is not None:
                     off = (p.b < p.esc_lo_b) | (p.b > p.esc_hi_b)
-                    done |= accept & (off | (p.le < p.esc_lo_l) | (p.le > p.esc_hi_l))
+                    escaped = accept & (off | (p.le < p.esc_lo_l) | (p.le > p.esc_hi_l))
+            if owner is not None:
+                conv = np.flatnonzero(done & ~escaped)
+                if len(conv):
+                    ref[p.own[conv]] = True
+                    ref_p[p.own[conv]] = np.stack([p.b, p.c, p.d, p.le], 1)[conv]
+                    ref_f[p.own[conv]] = p.f[conv]
+                near = ~done & ~escaped & ref[p.own]
+                if near.any():
+                    there = ref_p[p.own]
+                    near &= np.abs(p.b - there[:, 0]) <= 1e-3 * (1 + np.abs(there[:, 0]))
+                    near &= np.abs(p.le - there[:, 3]) <= 1e-3 * (1 + np.abs(there[:, 3]))
+                    dup = np.flatnonzero(near)
+                    if len(dup):
+                        p.b[dup], p.c[dup] = ref_p[p.own[dup], 0], ref_p[p.own[dup], 1]
+                        p.d[dup], p.le[dup] = ref_p[p.own[dup], 2], ref_p[p.own[dup], 3]
+                        p.f[dup] = ref_f[p.own[dup]]
+                        done |= near
+            done |= escaped
             if done.any():
                 finish(p, np.flatnonzero(done), True)
                 p = p.take(np.flatnonzero(~done))
