@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,12 @@ def _print_export(path: Path, record: dict[str, Any]) -> None:
 )
 @click.option("--config", type=click.Path(path_type=Path), help="Config file (thresholds).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per curve (JSONL).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for the fits (default: every usable core; a big table uses them all).",
+)
 def fit(
     table: Path,
     dose: str,
@@ -116,11 +124,14 @@ def fit(
     shared: str,
     config: Path | None,
     as_json: bool,
+    workers: int | None,
 ) -> None:
     """Fit LL.4 dose-response curves to a plain CSV/TSV table (drc's LL.4, exactly).
 
     The IC50's 95 % CI is drc's interval = "fls" (back-transformed from log e, never below
-    zero); drc's delta interval is given as ic50_ci_delta.
+    zero); drc's delta interval is given as ic50_ci_delta. Curves are fitted in batches on
+    every core, written out in table order as they finish; on a terminal, stderr shows a
+    progress bar.
     """
     from acquisition.tables import read_table
 
@@ -136,56 +147,120 @@ def fit(
     except PlatewatchError as exc:
         fail(str(exc))
     from acquisition.pipeline import response_rules
-    from analysis.doseresponse import fit_ll4
-    from analysis.jointfit import fit_ll4_joint
 
     rules = response_rules(settings)
     level = settings.analysis.confidence_level
     keys = list(groups)
-    parts = list(frame.groupby(keys, sort=False)) if keys else [((), frame)]
-    results: list[tuple[dict[str, Any], Any]] = []
+    if shared_params and keys:
+        _fit_joint(table, frame, dose, response, keys, shared_params, rules, level, as_json)
+        return
+    from acquisition.fitting import iter_lines
+
+    curves, labels = _curves_of(frame, dose, response, keys)
+    with _progress(len(curves)) as advance:
+        try:
+            for line in iter_lines(
+                curves, labels, as_json=as_json, rules=rules, level=level, workers=workers,
+                progress=advance,
+            ):  # fmt: skip
+                click.echo(line if as_json or keys else f"{table.name}: {line}")
+        except ValueError as exc:
+            fail(f"{table}: {exc}")
+
+
+def _curves_of(
+    frame: Any, dose: str, response: str, keys: list[str]
+) -> tuple[list[tuple[Any, Any]], list[dict[str, Any]]]:
+    """The table's curves (dose and response arrays) and their groups, in table order."""
+    import numpy as np
+
+    x = frame[dose].to_numpy(dtype=float)
+    y = frame[response].to_numpy(dtype=float)
+    if not keys:
+        return [(x, y)], [{}]
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
+    keep = np.flatnonzero(codes >= 0)
+    order = keep[np.argsort(codes[keep], kind="stable")]
+    edges = np.cumsum(np.bincount(codes[keep]))[:-1]
+    firsts = order[np.r_[0, edges]] if len(order) else order
+    values = frame[keys].to_numpy()[firsts]
+    labels = [dict(zip(keys, row, strict=True)) for row in values.tolist()]
+    return list(zip(np.split(x[order], edges), np.split(y[order], edges), strict=True)), labels
+
+
+def _fit_joint(
+    table: Path,
+    frame: Any,
+    dose: str,
+    response: str,
+    keys: list[str],
+    shared: tuple[str, ...],
+    rules: Any,
+    level: float,
+    as_json: bool,
+) -> None:
+    """Groups fitted together, sharing parameters (drc's pmodels)."""
+    from acquisition.fitting import json_line, text_line
+    from analysis.jointfit import fit_ll4_joint
+
+    label = frame[keys].astype(str).agg("|".join, axis=1)
     try:
-        if shared_params and keys:
-            label = frame[keys].astype(str).agg("|".join, axis=1)
-            joint = fit_ll4_joint(
-                frame[dose], frame[response], label, shared=shared_params, rules=rules, level=level
-            )
-            for key, _part in parts:
-                k = key if isinstance(key, tuple) else (key,)
-                results.append((dict(zip(keys, k, strict=True)), joint["|".join(map(str, k))]))
-        else:
-            for key, part in parts:
-                k = key if isinstance(key, tuple) else (key,)
-                results.append(
-                    (
-                        dict(zip(keys, k, strict=True)),
-                        fit_ll4(part[dose], part[response], rules=rules, level=level),
-                    )
-                )
+        joint = fit_ll4_joint(
+            frame[dose], frame[response], label, shared=shared, rules=rules, level=level
+        )
     except ValueError as exc:
         fail(f"{table}: {exc}")
-    for group, result in results:
-        record = {"group": group, **result.to_dict()}
-        if as_json:
-            emit(record)
-            continue
-        name = ", ".join(f"{k}={v}" for k, v in group.items()) or table.name
-        click.echo(f"{name}: {_fit_line(result)}")
+    for key, _part in frame.groupby(keys, sort=False):
+        k = key if isinstance(key, tuple) else (key,)
+        group, result = dict(zip(keys, k, strict=True)), joint["|".join(map(str, k))]
+        click.echo(json_line(group, result) if as_json else text_line(group, result))
 
 
-def _fit_line(result: Any) -> str:
-    if not result.converged:
-        return f"no fit ({result.message or 'did not converge'}); no IC50"
-    if result.response == "none":
-        p = f"{result.no_effect_p:.3g}" if result.no_effect_p == result.no_effect_p else "n/a"
-        return f"no dose response (flat; F-test p={p}), IC50 >{result.dose_max:.5g}"
-    ci = f" [{result.ic50_ci[0]:.4g}, {result.ic50_ci[1]:.4g}]" if result.ic50_ci else ""
-    q = result.ic50_qualifier if result.ic50_qualifier != "=" else ""
-    slope = "at its bound" if result.slope_at_bound else f"{result.b:.4g}"
-    return (
-        f"IC50 {q}{result.ic50:.5g}{ci}  b={slope} c={result.c:.4g} d={result.d:.4g}  "
-        f"response={result.response}  p={result.no_effect_p:.3g}"
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal (curves, fits/s, time left); the
+    lines written meanwhile go above it, and stdout keeps only what the command prints."""
+    if not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(
+                f"{speed:,.0f} fits/s" if speed else "- fits/s", style="progress.data.speed"
+            )
+
+    columns = (
+        TextColumn("fitting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("curves"),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True)
+    # stdout redirected to a file or a pipe stays untouched; on the same terminal the
+    # lines are printed above the bar.
+    with Progress(
+        *columns, console=console, redirect_stdout=sys.stdout.isatty(), redirect_stderr=False
+    ) as bar:
+        task = bar.add_task("fit", total=total)
+        yield lambda done: bar.advance(task, done)
 
 
 def _fail_on_values(values: tuple[str, ...]) -> tuple[str, ...]:
