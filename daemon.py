@@ -397,6 +397,7 @@ class Daemon:
                 "scheduler": {
                     "ticks": self.scheduler.ticks,
                     "last_tick_at": self.scheduler.last_tick_at,
+                    "lateness": self.scheduler.lateness(),
                 },
                 "web": self.web.state() if self.web is not None else None,
             },

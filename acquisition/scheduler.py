@@ -209,6 +209,17 @@ class Scheduler:
         for future in futures:
             future.result(timeout=timeout)
 
+    def lateness(self) -> dict[str, float | int | None]:
+        """The ticks' lateness (seconds after they were due), over the last 10,000 ticks."""
+        late = sorted(self.tick_lateness)
+        if not late:
+            return {"n": 0, "p50_s": None, "p95_s": None, "max_s": None}
+
+        def at(q: float) -> float:
+            return round(late[min(len(late) - 1, int(q * len(late)))], 4)
+
+        return {"n": len(late), "p50_s": at(0.50), "p95_s": at(0.95), "max_s": round(late[-1], 4)}
+
     def _tick_job(self) -> None:
         try:
             self.tick()
