@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -51,6 +51,26 @@ class PlateReader(Protocol):
     def identify(self) -> dict[str, str]: ...
 
     def close(self) -> None: ...
+
+
+def probed_status(probe: Callable[[], ReaderStatus]) -> ReaderStatus:
+    """What ``probe`` finds, or the state its failure means (offline, busy or error)."""
+    from drivers.errors import (
+        FirmwareBusy,
+        FirmwareError,
+        ReaderOffline,
+        ReaderProtocolError,
+        ReaderTimeout,
+    )
+
+    try:
+        return probe()
+    except (ReaderOffline, ReaderTimeout) as exc:
+        return ReaderStatus("offline", exc.message)
+    except FirmwareBusy as exc:
+        return ReaderStatus("busy", exc.message)
+    except (FirmwareError, ReaderProtocolError) as exc:
+        return ReaderStatus("error", exc.message)
 
 
 def wavelength_label(nm: float) -> str:

@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from datamodel import PlateRead
-from drivers.base import ReaderStatus, check_wavelengths, grid_read
+from drivers.base import ReaderStatus, check_wavelengths, grid_read, probed_status
 from drivers.errors import (
     FirmwareBusy,
-    FirmwareError,
     LinkLost,
     LinkTimeout,
     ReaderBusy,
@@ -142,16 +141,12 @@ class BioTekReader:
         ]
 
     def status(self) -> ReaderStatus:
-        with self._lock:
-            try:
-                self.plain(self.status_command)
-            except (ReaderOffline, ReaderTimeout) as exc:
-                return ReaderStatus("offline", exc.message)
-            except FirmwareBusy as exc:
-                return ReaderStatus("busy", exc.message)
-            except (FirmwareError, ReaderProtocolError) as exc:
-                return ReaderStatus("error", exc.message)
+        def probe() -> ReaderStatus:
+            self.plain(self.status_command)
             return ReaderStatus("idle", "status 0000")
+
+        with self._lock:
+            return probed_status(probe)
 
     def identify(self) -> dict[str, str]:
         with self._lock:

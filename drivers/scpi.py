@@ -36,10 +36,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from datamodel import PlateRead
-from drivers.base import ReaderStatus, check_wavelengths, grid_read, wavelength_label
+from drivers.base import ReaderStatus, check_wavelengths, grid_read, probed_status, wavelength_label
 from drivers.errors import (
-    FirmwareBusy,
-    FirmwareError,
     FirmwareFault,
     LinkLost,
     LinkTimeout,
@@ -180,14 +178,7 @@ class ScpiReader:
 
     def status(self) -> ReaderStatus:
         with self._lock:
-            try:
-                return self._status()
-            except (ReaderOffline, ReaderTimeout) as exc:
-                return ReaderStatus("offline", exc.message)
-            except FirmwareBusy as exc:
-                return ReaderStatus("busy", exc.message)
-            except (FirmwareError, ReaderProtocolError) as exc:
-                return ReaderStatus("error", exc.message)
+            return probed_status(self._status)
 
     def identify(self) -> dict[str, str]:
         with self._lock:

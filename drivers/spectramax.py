@@ -18,10 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 
 from datamodel import PlateRead
-from drivers.base import ReaderState, ReaderStatus, check_wavelengths, grid_read, wavelength_label
+from drivers.base import (
+    ReaderState,
+    ReaderStatus,
+    check_wavelengths,
+    grid_read,
+    probed_status,
+    wavelength_label,
+)
 from drivers.errors import (
     FirmwareBusy,
-    FirmwareError,
     LinkLost,
     LinkTimeout,
     ReaderBusy,
@@ -143,14 +149,7 @@ class SpectraMaxReader:
 
     def status(self) -> ReaderStatus:
         with self._lock:
-            try:
-                return self._status()
-            except (ReaderOffline, ReaderTimeout) as exc:
-                return ReaderStatus("offline", exc.message)
-            except FirmwareBusy as exc:
-                return ReaderStatus("busy", exc.message)
-            except (FirmwareError, ReaderProtocolError) as exc:
-                return ReaderStatus("error", exc.message)
+            return probed_status(self._status)
 
     def identify(self) -> dict[str, str]:
         with self._lock:
