@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Severity = Literal["info", "warning", "critical"]
 Verdict = Literal["pass", "warn", "fail"]
@@ -122,3 +127,25 @@ def safe_stem(name: str) -> str:
     """A file-name stem from instrument data that cannot escape the report folder."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "plate"
     return stem[:120]
+
+
+def write_report_files(
+    fig: Figure, out_dir: str | Path, name: str, page: Callable[[bytes], str]
+) -> dict[str, str]:
+    """Write ``<name>.png`` (the figure) and ``<name>.html`` (``page`` of the PNG's bytes)
+    into ``out_dir``; returns their paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_stem(name)
+    png = folder / f"{stem}.png"
+    html_path = folder / f"{stem}.html"
+    fig.savefig(png)
+    html_path.write_text(page(png.read_bytes()), encoding="utf-8")
+    return {"png": str(png), "html": str(html_path)}
+
+
+def number_text(value: Any, digits: int = 3) -> str:
+    """A number as a report shows it; an em dash for none or a non-finite value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{float(value):.{digits}g}"

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.model import safe_stem
+from analysis.model import number_text as _num
+from analysis.model import write_report_files
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -366,21 +367,8 @@ def write_timecourse_report(
     body: dict[str, Any], out_dir: str | Path, name: str, source: str = ""
 ) -> dict[str, str]:
     """Write ``<name>.png`` and ``<name>.html`` into ``out_dir``; returns their paths."""
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = safe_stem(name)
-    png = folder / f"{stem}.png"
-    page = folder / f"{stem}.html"
     fig = render_figure(body, name)
-    fig.savefig(png)
-    page.write_text(_html(body, name, source, png.read_bytes()), encoding="utf-8")
-    return {"png": str(png), "html": str(page)}
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{float(value):.{digits}g}"
+    return write_report_files(fig, out_dir, name, lambda png: _html(body, name, source, png))
 
 
 def _ic50_text(p: dict[str, Any] | None) -> str:

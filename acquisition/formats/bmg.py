@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from acquisition.formats.base import Reader, Sample, check_cells, count_cells
 from acquisition.formats.grid import split_rows
-from acquisition.formats.text import grid_to_read, parse_cell
+from acquisition.formats.text import grid_to_read, numbered_columns, parse_cell
 from datamodel import ExportFile, Plate, PlateRead, ReadMode, plate_format_for, row_index
 from errors import FormatError, IncompleteFileError
 
@@ -98,21 +98,6 @@ def _row_of(label: str, previous: int) -> int | None:
         except ValueError:
             return None
     return None
-
-
-def _column_numbers(cells: list[str]) -> list[tuple[int, int]] | None:
-    """A grid header ``,1,2,…``: [(cell index, 0-based column)], or None."""
-    if not cells or cells[0].strip():
-        return None
-    out: list[tuple[int, int]] = []
-    for j, cell in enumerate(cells[1:], start=1):
-        text = cell.strip()
-        if not text:
-            continue
-        if not (text.isascii() and text.isdigit()) or int(text) != len(out) + 1:
-            return None
-        out.append((j, int(text) - 1))
-    return out if len(out) >= 2 else None
 
 
 def parse_duration(text: str) -> float | None:
@@ -210,7 +195,7 @@ def _read(sample: Sample, delimiter: str) -> ExportFile:
             sets.append(current)
             i += 1
             continue
-        columns = _column_numbers(cells)
+        columns = numbered_columns(cells)
         if columns is not None:
             if current is None or current.cells:
                 current = _DataSet(title="", name="Raw Data", filters="", time_s=time_s, line=i + 1)

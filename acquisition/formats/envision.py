@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 
 from acquisition.formats.base import Reader, Sample, check_cells, count_cells
 from acquisition.formats.grid import split_rows
-from acquisition.formats.text import grid_to_read, is_number, parse_cell, wavelength_from_label
+from acquisition.formats.text import (
+    grid_to_read,
+    is_number,
+    numbered_columns,
+    parse_cell,
+    wavelength_from_label,
+)
 from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, ReadMode, row_index
 from errors import FormatError, IncompleteFileError
 
@@ -156,21 +162,6 @@ def _shape_for(cols: int) -> tuple[int, int]:
     return (32, 48)
 
 
-def _labelled_columns(cells: list[str]) -> list[tuple[int, int]] | None:
-    """``,01,02,…``: [(cell index, 0-based column)] when this is a grid's column line."""
-    if not cells or cells[0].strip():
-        return None
-    out: list[tuple[int, int]] = []
-    for j, cell in enumerate(cells[1:], start=1):
-        text = cell.strip()
-        if not text:
-            continue
-        if not (text.isascii() and text.isdigit()) or int(text) != len(out) + 1:
-            return None
-        out.append((j, int(text) - 1))
-    return out if len(out) >= 2 else None
-
-
 def _numeric_line(cells: list[str], comma: bool) -> bool:
     values = [c for c in cells if c.strip()]
     return bool(values) and all(is_number(c, decimal_comma=comma) for c in values)
@@ -218,7 +209,7 @@ class _Scan:
                 title = first
                 i += 1
                 continue
-            columns = _labelled_columns(cells)
+            columns = numbered_columns(cells)
             if columns is not None:
                 i = self._labelled(i, columns, title)
                 title = ""

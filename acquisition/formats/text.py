@@ -222,3 +222,19 @@ def parse_clock(text: str) -> float | None:
     for part in parts:
         total = total * 60 + float(part)
     return total
+
+
+def numbered_columns(cells: list[str]) -> list[tuple[int, int]] | None:
+    """A grid's column line ``,1,2,…`` (or ``,01,02,…``): [(cell index, 0-based column)],
+    or None when the cells are not one (numbers 1, 2, … in order after an empty corner)."""
+    if not cells or cells[0].strip():
+        return None
+    out: list[tuple[int, int]] = []
+    for j, cell in enumerate(cells[1:], start=1):
+        text = cell.strip()
+        if not text:
+            continue
+        if not (text.isascii() and text.isdigit()) or int(text) != len(out) + 1:
+            return None
+        out.append((j, int(text) - 1))
+    return out if len(out) >= 2 else None
