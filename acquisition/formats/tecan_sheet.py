@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acquisition.formats.base import Reader, Sample
 from acquisition.formats.text import grid_to_read
 from acquisition.formats.workbook import (
     Cells,
     Rows,
     cell,
+    first_cells,
     float32_token,
     grid_at,
     header_int,
@@ -40,10 +42,13 @@ from acquisition.formats.workbook import (
     leading_number,
     mode_from,
     number,
+    sheets_of,
     well_of,
 )
 from datamodel import PLATE_FORMATS, ExportFile, Plate, PlateRead, ReadMode, well_name
 from errors import FormatError
+
+Sheets = list[tuple[str, Rows]]
 
 _KEYS = {  # settings row key (lower case) → what it is
     "mode": "mode",
@@ -405,4 +410,36 @@ def tecan_export(
             "software": software,
         },
         metadata=metadata,
+    )
+
+
+def application_reader(name: str, application: str, priority: int, describe: str) -> Reader[Sheets]:
+    """The reader of one Tecan application's workbooks: sheets whose first rows hold
+    ``Application: <application>`` (German ``Programm:``/``Anwendung:``)."""
+    signature = re.compile(
+        rf"^(application|programm|anwendung):\s*{re.escape(application)}", re.IGNORECASE
+    )
+
+    def sniff(sample: Sample) -> Sheets | None:
+        if not sample.is_zip:
+            return None
+        found = [
+            (title, rows)
+            for title, rows in sheets_of(sample)
+            if any(signature.match(c) for c in first_cells(rows, 3))
+        ]
+        return found or None
+
+    def read(sample: Sample, sheets: Sheets) -> ExportFile:
+        return tecan_export(sample.path, sheets, fmt=name, describe=describe)
+
+    return Reader(
+        name=name,
+        kind="plate",
+        sniff=sniff,
+        read=read,
+        priority=priority,
+        max_bytes=32 * 1024 * 1024,
+        signature=lambda head: head[:4] == b"PK\x03\x04",
+        describe=describe,
     )

@@ -7,40 +7,8 @@ cycles as rows, luminescence counts) are read by :mod:`acquisition.formats.tecan
 
 from __future__ import annotations
 
-import re
+from acquisition.formats.tecan_sheet import application_reader
 
-from acquisition.formats.base import Reader, Sample
-from acquisition.formats.tecan_sheet import tecan_export
-from acquisition.formats.workbook import Rows, first_cells, sheets_of
-from datamodel import ExportFile
-
-_SIGNATURE = re.compile(r"^(application|programm|anwendung):\s*sparkcontrol", re.IGNORECASE)
-
-
-def is_spark(rows: Rows) -> bool:
-    return any(_SIGNATURE.match(c) for c in first_cells(rows, 3))
-
-
-def _sniff(sample: Sample) -> list[tuple[str, Rows]] | None:
-    if not sample.is_zip:
-        return None
-    found = [(name, rows) for name, rows in sheets_of(sample) if is_spark(rows)]
-    return found or None
-
-
-def _read(sample: Sample, sheets: list[tuple[str, Rows]]) -> ExportFile:
-    return tecan_export(
-        sample.path, sheets, fmt="tecan_spark", describe="Tecan SparkControl workbook"
-    )
-
-
-READER: Reader[list[tuple[str, Rows]]] = Reader(
-    name="tecan_spark",
-    kind="plate",
-    sniff=_sniff,
-    read=_read,
-    priority=21,
-    max_bytes=32 * 1024 * 1024,
-    signature=lambda head: head[:4] == b"PK\x03\x04",
-    describe="Tecan SparkControl workbook",
+READER = application_reader(
+    "tecan_spark", "sparkcontrol", priority=21, describe="Tecan SparkControl workbook"
 )
