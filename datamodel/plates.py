@@ -172,11 +172,12 @@ class PlateRead:
     def from_dict(cls, data: dict[str, Any]) -> PlateRead:
         """Inverse of :meth:`to_dict` (driver reads are archived in this shape).
 
-        Raises ValueError/KeyError/TypeError on a document that is not a read.
+        Raises ValueError/KeyError/TypeError on a document that is not a read (a grid
+        that is no plate format, an ok well without a finite number, a non-finite time).
         """
-        rows, cols = int(data["rows"]), int(data["cols"])
-        if not (0 < rows <= 64 and 0 < cols <= 64):
-            raise ValueError(f"{rows}x{cols} is not a plate")
+        rows, cols = _count(data["rows"]), _count(data["cols"])
+        if (rows, cols) not in PLATE_FORMATS.values():
+            raise ValueError(f"{rows}x{cols} is not a plate format")
         status_rows = data["status"]
         value_rows = data["values"]
         if len(status_rows) != rows or len(value_rows) != rows:
@@ -192,14 +193,18 @@ class PlateRead:
                 if status[r, c] is WellStatus.OK:
                     if not isinstance(v, int | float) or isinstance(v, bool):
                         raise ValueError(f"well {well_name(r, c)}: ok without a number")
-                    values[r, c] = float(v)
+                    values[r, c] = _finite(v, f"well {well_name(r, c)}")
         mode = data.get("mode", "absorbance")
         if mode not in UNITS:
             raise ValueError(f"unknown read mode {mode!r}")
 
         def number(key: str) -> float | None:
             v = data.get(key)
-            return None if v is None else float(v)
+            if v is None:
+                return None
+            if not isinstance(v, int | float) or isinstance(v, bool):
+                raise ValueError(f"{key} is not a number")
+            return _finite(v, key)
 
         return cls(
             values=values,
@@ -233,3 +238,20 @@ class ExportFile:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     kind: Literal["plate"] = "plate"
+
+
+def _count(value: object) -> int:
+    """A document's row or column count: a plain integer, nothing else."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{str(value)[:20]!r} is not a count")
+    return value
+
+
+def _finite(value: float, what: str) -> float:
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what}: a number beyond float range") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{what}: not a finite number")
+    return number

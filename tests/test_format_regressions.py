@@ -7,6 +7,7 @@ docstring of each test names the crash class the harness reported.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -318,3 +319,38 @@ def test_xlsx_part_with_a_dtd_is_refused_before_parsing(doctype: str) -> None:
         )
 
     _refused(_with_sheet(_workbook(_grid_96()), with_dtd), "declares a DTD")
+
+
+# --- driver read documents -----------------------------------------------------------------
+
+
+def _driver_doc(**read_changes: object) -> dict[str, object]:
+    read = PlateRead.empty(8, 12)
+    read.values[:] = 0.5
+    read.status[:] = WellStatus.OK
+    body = read.to_dict() | read_changes
+    return {"format": "platewatch-read", "version": 1, "plates": [{"plate": "P1", "reads": [body]}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"values": [[1e999] * 12] * 8}, "not a finite number"),  # json reads 1e999 as inf
+        ({"values": [[10**400] * 12] * 8}, "beyond float range"),  # OverflowError in float()
+        ({"rows": 7, "values": [[0.5] * 12] * 7, "status": [["ok"] * 12] * 7}, "plate format"),
+        ({"status": [["A" * 5000] * 12] * 8}, "not a valid platewatch read"),  # quoted short
+        ({"time_s": "soon"}, "time_s is not a number"),
+        ({"rows": 8.0}, "is not a count"),
+    ],
+)
+def test_driver_read_documents_with_junk_are_refused_in_one_line(
+    change: dict[str, object], needle: str
+) -> None:
+    """Fuzzing found infinite ODs, OverflowError and 5,000-character messages here."""
+    data = json.dumps(_driver_doc(**change)).replace("Infinity", "1e999").encode()
+    _refused(data, needle)
+
+
+def test_driver_read_document_with_nan_constants_is_refused() -> None:
+    data = json.dumps(_driver_doc()).replace("0.5", "NaN", 1).encode()
+    _refused(data, "NaN is not a number")

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from acquisition.formats.base import Reader, Sample
+from acquisition.formats.text import shown
 from datamodel import ExportFile, Plate, PlateRead
 from errors import FormatError
 
@@ -51,12 +52,16 @@ def _sniff(sample: Sample) -> dict[str, Any] | None:
     if not head.startswith("{") or f'"format":"{FORMAT}"' not in head[:200].replace(" ", ""):
         return None
     try:  # platewatch writes these whole (never half-written): broken means damaged
-        doc = json.loads(sample.text)
+        doc = json.loads(sample.text, parse_constant=_no_constant)
     except ValueError as exc:
         raise FormatError(
             f"a platewatch read document that is not valid JSON ({exc})", source=sample.path
         ) from None
     return doc if isinstance(doc, dict) else None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a read holds")
 
 
 def _read(sample: Sample, doc: dict[str, Any]) -> ExportFile:
@@ -69,7 +74,7 @@ def _read(sample: Sample, doc: dict[str, Any]) -> ExportFile:
         plates = [
             Plate(
                 plate_id=str(p["plate"]),
-                barcode=p.get("barcode"),
+                barcode=None if p.get("barcode") is None else str(p["barcode"]),
                 reads=[PlateRead.from_dict(r) for r in p["reads"]],
             )
             for p in doc["plates"]
@@ -78,20 +83,21 @@ def _read(sample: Sample, doc: dict[str, Any]) -> ExportFile:
             str(k): (None if v is None else str(v))
             for k, v in dict(doc.get("instrument", {})).items()
         }
-    except (KeyError, TypeError, ValueError) as exc:
+        metadata = {
+            "reader": doc.get("reader"),
+            "read_at": doc.get("read_at"),
+            **{str(k): v for k, v in dict(doc.get("metadata", {})).items()},
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FormatError(
-            f"not a valid platewatch read document ({type(exc).__name__}: {exc})",
+            f"not a valid platewatch read document ({type(exc).__name__}: {shown(str(exc), 80)})",
             source=sample.path,
         ) from None
     return ExportFile(
-        format=f"driver:{doc.get('protocol', 'unknown')}",
+        format=f"driver:{shown(str(doc.get('protocol', 'unknown')), 40)}",
         plates=plates,
         instrument=instrument,
-        metadata={
-            "reader": doc.get("reader"),
-            "read_at": doc.get("read_at"),
-            **dict(doc.get("metadata", {})),
-        },
+        metadata=metadata,
     )
 
 
