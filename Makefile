@@ -41,6 +41,14 @@ bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m bench.qc_rates
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.torture
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.cli
+	$(BIN)/python -m bench.screen
+	$(BIN)/python -m bench.fcs
+	$(BIN)/python -m bench.web
+	$(BIN)/python -m bench.timecourse
+	$(BIN)/python -m bench.fuzz_formats
+	$(BIN)/python -m bench.fuzz_fcs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
