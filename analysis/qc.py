@@ -328,7 +328,11 @@ def control_check(plate: NormalisedPlate, qc: QCThresholds, assay: str) -> Check
             flags.append(
                 Flag(
                     "low_z_prime",
-                    "critical"
+                    # only a few outlier wells spoil the classic Z′ (the robust one is
+                    # fine): a note; the outliers themselves are replicate_variability's
+                    "info"
+                    if outliers
+                    else "critical"
                     if classic < 0 and not (math.isfinite(robust) and robust >= 0)
                     else "warning",
                     message(what, assay, "low_z_prime_outliers" if outliers else "low_z_prime"),

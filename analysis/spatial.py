@@ -281,6 +281,7 @@ def _gradient(
     z = [qc.gradient_target * math.sqrt(float(tests.info[index[a]])) for a, _, _ in testable]
     alphas = split_alpha(qc.gradient_p, z)
     found: list[str] = []
+    fired: list[str] = []
     adjusted: list[float] = []
     for (axis, plural, (near, far)), alpha in zip(testable, alphas, strict=True):
         i = index[axis]
@@ -289,6 +290,7 @@ def _gradient(
         adjusted.append(min(1.0, p * qc.gradient_p / alpha))
         if p < alpha and abs(change) >= qc.gradient_trend:
             side = far if change < 0 else near
+            fired.append(plural)
             found.append(
                 f"{side} side {abs(change) * 100:.0f} % lower across the {plural} (end to end, "
                 f"p = {p:.1e} against its share α = {alpha:.1e})"
@@ -304,7 +306,7 @@ def _gradient(
                 "warning",
                 message(what, assay, "plate_gradient"),
                 list(groups.wells),
-                numbers,
+                numbers | {"axes": fired},
             )
         )
     return flags

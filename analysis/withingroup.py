@@ -144,7 +144,7 @@ def split_alpha(alpha: float, expected_z: list[float], floor: float = 0.25) -> l
             hi = mid
         else:
             lo = mid
-    low = alpha * floor / k
-    bounded = [max(a, low) for a in alphas(lo)]
-    total = sum(bounded)
-    return [a * alpha / total for a in bounded]
+    raw = alphas(lo)
+    total = sum(raw)
+    # floor/k of alpha for every test, the rest split as the maximin split says
+    return [alpha * floor / k + alpha * (1 - floor) * a / total for a in raw]

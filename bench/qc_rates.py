@@ -23,65 +23,21 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
-from analysis.assay import analyze_plate
-from config import load_config, load_reference_ic50
-from config.loader import ReferenceIC50
-from config.schema import Settings
-from tests.plate_sim import (
-    ACCEPTANCE_NOISE,
-    DEFECT_CASES,
-    LAYOUT_FAMILIES,
-    NOISE_MODELS,
-    Defects,
-    outcome,
-    simulate_plate,
+from tests.plate_sim import ACCEPTANCE_NOISE, DEFECT_CASES, LAYOUT_FAMILIES, NOISE_MODELS
+from tests.qc_runs import CLEAN, Tally, Task, chunks, rates
+
+# table headings, in the order of [CLEAN, *DEFECT_CASES]
+COLUMNS = (
+    "clean FA",
+    "edge 15%",
+    "col grad 15%",
+    "row grad 15%",
+    "blanks +15%",
+    "2 dead",
+    "2 saturated",
+    "inactive drug",
 )
-
-CLEAN = "clean"
-CHUNK = 25  # plates per task
-
-
-@dataclass(frozen=True)
-class Task:
-    family: str
-    noise: str
-    case: str
-    seeds: range
-
-
-_CONTEXT: tuple[Settings, dict[str, ReferenceIC50]] | None = None
-
-
-def _context() -> tuple[Settings, dict[str, ReferenceIC50]]:
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = (load_config(), load_reference_ic50())
-    return _CONTEXT
-
-
-def run(task: Task) -> tuple[Task, Counter[str], Counter[str], float]:
-    """Outcomes of one chunk of plates, the flag codes of clean plates that warned, CPU s."""
-    settings, refs = _context()
-    layout = LAYOUT_FAMILIES[task.family]()
-    defects, code = (Defects(), "") if task.case == CLEAN else DEFECT_CASES[task.case]
-    outcomes: Counter[str] = Counter()
-    culprits: Counter[str] = Counter()
-    start = time.process_time()
-    for seed in task.seeds:
-        sim = simulate_plate(layout, seed, defects, noise=task.noise)
-        result = analyze_plate([sim.read], layout, settings.qc, references=refs)
-        if task.case == CLEAN:
-            warned = result.verdict != "pass"
-            outcomes["warned" if warned else "pass"] += 1
-            if warned:
-                culprits.update({f.code for f in result.flags if f.severity != "info"})
-        else:
-            outcomes[outcome(result.flags, result.verdict, code)] += 1
-    return task, outcomes, culprits, time.process_time() - start
 
 
 def _tasks(
@@ -93,20 +49,16 @@ def _tasks(
             for c_index, case in enumerate([CLEAN, *DEFECT_CASES]):
                 count = clean if case == CLEAN else defect
                 start = base + 100_000 * n_index + 10_000 * f_index + 1_000 * c_index
-                for lo in range(0, count, CHUNK):
-                    tasks.append(
-                        Task(family, noise, case, range(start + lo, start + min(lo + CHUNK, count)))
-                    )
+                tasks += chunks(family, noise, case, start, count)
     return tasks
 
 
-def _cell(counts: Counter[str], case: str) -> str:
-    total = sum(counts.values())
-    if not total:
+def _cell(tally: Tally | None, case: str) -> str:
+    if tally is None or not tally.plates:
         return "-"
     if case == CLEAN:
-        return f"{counts['warned'] / total:.3f}"
-    flagged, untestable = counts["flagged"] / total, counts["untestable"] / total
+        return f"{tally.rate('warned'):.3f}"
+    flagged, untestable = tally.rate("flagged"), tally.rate("untestable")
     if untestable > flagged:
         return f"n/t {untestable:.2f}"
     return f"{flagged:.3f}"
@@ -136,23 +88,14 @@ def main() -> None:
     defect = args.defect_plates if args.defect_plates is not None else min(200, args.plates)
     tasks = _tasks(families, noises, args.plates, defect, args.seed_base)
 
-    outcomes: dict[tuple[str, str, str], Counter[str]] = {}
-    culprits: dict[tuple[str, str], Counter[str]] = {}
-    cpu = 0.0
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for task, counts, codes, seconds in pool.map(run, tasks):
-            outcomes.setdefault((task.family, task.noise, task.case), Counter()).update(counts)
-            culprits.setdefault((task.family, task.noise), Counter()).update(codes)
-            cpu += seconds
+    tallies = rates(tasks, args.workers)
     wall = time.perf_counter() - start
-    plates = sum(len(t.seeds) for t in tasks)
+    cpu = sum(t.cpu_seconds for t in tallies.values())
+    plates = sum(t.plates for t in tallies.values())
 
     cases = [CLEAN, *DEFECT_CASES]
-    short = {
-        CLEAN: "clean FA",
-        **{c: c.split(" 15 %")[0].replace(" end to end", "") for c in DEFECT_CASES},
-    }
+    short = dict(zip([CLEAN, *DEFECT_CASES], COLUMNS, strict=True))
     print(
         f"{args.plates} clean plates and {defect} per defect for each layout × noise model; "
         f"seeds from {args.seed_base}"
@@ -166,14 +109,12 @@ def main() -> None:
     for family in families:
         for noise in noises:
             row = f"{family:18s} {noise:9s}"
-            row += "".join(
-                f"{_cell(outcomes.get((family, noise, c), Counter()), c):>15s}" for c in cases
-            )
+            row += "".join(f"{_cell(tallies.get((family, noise, c)), c):>15s}" for c in cases)
             print(row)
     print("\nflags behind the false alarms (plates per code):")
-    for (family, noise), codes in culprits.items():
-        if codes:
-            shown = ", ".join(f"{code} {n}" for code, n in codes.most_common())
+    for (family, noise, case), tally in tallies.items():
+        if case == CLEAN and tally.culprits:
+            shown = ", ".join(f"{code} {n}" for code, n in tally.culprits.most_common())
             print(f"  {family} / {noise}: {shown}")
     print(
         f"\n{plates} plates in {wall:.0f} s wall ({cpu / plates * 1000:.1f} ms of CPU per plate, "

@@ -102,7 +102,7 @@ class QCSettings(_Strict):
     # are plate-level false-alarm rates: the chance that a clean plate raises the flag.
     edge_ratio: float = Field(0.90, gt=0, le=1)  # ring ratio below this (or above 1/this)
     edge_p: float = Field(0.002, gt=0, lt=1)  # plate-level α of the one ring test
-    gradient_p: float = Field(0.012, gt=0, lt=1)  # plate-level α of rows + columns together
+    gradient_p: float = Field(0.010, gt=0, lt=1)  # plate-level α of rows + columns together
     gradient_trend: float = Field(0.08, ge=0)  # end-to-end change below this never warns
     # the end-to-end gradient the split of gradient_p between rows and columns is planned
     # for: the axis the layout measures worse gets more of it (never from the data seen)

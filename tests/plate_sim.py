@@ -398,13 +398,35 @@ DEFECT_CASES: dict[str, tuple[Defects, str]] = {
     "inactive asparaginase": (Defects(inactive_drug=True), "control_out_of_range"),
 }
 
+# Gradients of 20 %: where a layout measures an axis only through its untreated wells (the
+# dilution series runs along it), 15 % end to end is at the detection limit (see
+# docs/qc_calibration.md); these show the layout still catches a clear gradient there.
+LIMIT_CASES: dict[str, tuple[Defects, str]] = {
+    "column gradient 20 % end to end": (
+        Defects(gradient=0.20, gradient_axis="cols"),
+        "plate_gradient",
+    ),
+    "row gradient 20 % end to end": (
+        Defects(gradient=0.20, gradient_axis="rows"),
+        "plate_gradient",
+    ),
+}
+
 Outcome = Literal["flagged", "untestable", "missed"]
 
 
-def outcome(flags: list[Flag], verdict: str, code: str) -> Outcome:
+def outcome(flags: list[Flag], verdict: str, code: str, defects: Defects | None = None) -> Outcome:
     """Whether a plate's flags caught a planted defect: a warning or worse with its code, an
-    info note saying the layout makes it untestable, or nothing."""
+    info note saying the layout makes it untestable, or nothing. For a gradient, only a
+    warning or note about the gradient's own axis counts."""
+    axis = None
+    if defects is not None and defects.gradient:
+        axis = "rows" if defects.gradient_axis == "rows" else "columns"
     mine = [f for f in flags if f.code == code]
+    if axis is not None:
+        mine = [
+            f for f in mine if axis in f.metrics.get("axes", ()) or f.metrics.get("axis") == axis
+        ]
     if verdict != "pass" and any(f.severity != "info" for f in mine):
         return "flagged"
     if any(f.severity == "info" and f.metrics.get("untestable") for f in mine):
