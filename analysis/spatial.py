@@ -176,7 +176,10 @@ def _edge(
         alpha=qc.edge_p,
         method="within-group Huber fit and t, one test per plate",
     )
-    if share < qc.confounded_share or not math.isfinite(p):
+    if share >= qc.confounded_share and not math.isfinite(p):
+        edge.update(tested=False, note="too few judged wells that should read alike")
+        return []
+    if share < qc.confounded_share:
         x = _covariates(groups)["ring"]
         what_with = _confounded_with(groups, x, qc.confounded_share)
         edge.update(tested=False, untestable=True, confounded_with=what_with)
@@ -268,11 +271,11 @@ def _gradient(
             "within_share": rounded(share),
         }
         numbers[axis] = entry
-        if len(groups) and share >= qc.confounded_share and math.isfinite(float(tests.p[i])):
-            testable.append((axis, plural, sides))
+        if not len(groups) or (share >= qc.confounded_share and not math.isfinite(tests.p[i])):
+            entry.update(tested=False, note="too few judged wells that should read alike")
             continue
-        if not len(groups):
-            entry["tested"] = False
+        if share >= qc.confounded_share:
+            testable.append((axis, plural, sides))
             continue
         what_with = _confounded_with(groups, covariates[axis], qc.confounded_share)
         entry.update(tested=False, untestable=True, confounded_with=what_with)

@@ -158,6 +158,8 @@ def well_groups(
         # dose: the curve bends to follow the noise of each dose's few wells, which would
         # make those wells look quieter than the untreated ones they are compared with
         reference = fit.d if on_plateau else fitted
+        if not (math.isfinite(reference) and reference > 0):
+            continue
         keyed.setdefault(key, []).append((w, value, fitted, reference))
     kept = [(key, members) for key, members in keyed.items() if len(members) >= 2]
     wells: list[str] = []

@@ -358,3 +358,31 @@ def test_untreated_wells_enter_the_fit_at_dose_zero_even_with_a_conc_key(
         untreated = [w for w in curve.wells if layout.wells[w].role == "untreated"]
         assert untreated and float(curve.doses.max()) == 10.0  # top dose of the series, not 5
         assert int((curve.doses == 0).sum()) == len(untreated)
+
+
+def test_ring_of_untreated_wells_makes_the_edge_test_an_info_note(settings) -> None:  # type: ignore[no-untyped-def]
+    """Untreated wells in the whole outer ring, the dose series inside: an edge effect cannot
+    be told from the dose response, and the report says so instead of testing it."""
+    from analysis.layout import Layout, WellSpec
+    from datamodel import well_name
+
+    doses = [10.0, 5.0, 2.5, 1.25, 0.625, 0.3]
+    wells = {}
+    for r in range(8):
+        for c in range(12):
+            ring = r in (0, 7) or c in (0, 11)
+            wells[well_name(r, c)] = (
+                WellSpec(role="untreated", cell_line="REH")
+                if ring
+                else WellSpec(
+                    role="treated", compound="asparaginase", conc=doses[r - 1], cell_line="REH"
+                )
+            )
+    layout = Layout(wells=wells, source="ring-untreated")
+    sim = simulate_plate(layout, 5, Defects(edge=0.2), jitter_truth=False)
+    result = analyze_plate([sim.read], layout, settings.qc)
+    note = next(f for f in result.flags if f.code == "edge_effect")
+    assert note.severity == "info" and note.metrics["untestable"] is True
+    assert note.metrics["confounded_with"] == "dose"
+    assert result.qc["edge"]["tested"] is False
+    assert "untestable" in result.qc["edge"]["note"]
