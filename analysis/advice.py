@@ -28,6 +28,17 @@ _GENERIC: dict[str, Advice] = {
         "plate was seeded, or a reagent added slowly across the plate.",
         "Seed and add reagents quickly and evenly, and do not stack plates in the incubator.",
     ),
+    "edge_effect_untestable": Advice(
+        "The layout puts only one kind of well (one cell line, or only the controls) in the "
+        "outer ring.",
+        "To test for edge effects, give the outer ring the same cell lines and doses as the "
+        "interior, or leave it empty (buffer) and out of the layout.",
+    ),
+    "plate_gradient_untestable": Advice(
+        "The layout ties this direction to what the wells hold.",
+        "To test it, interleave the cell lines (and place untreated wells at both ends) "
+        "along that direction.",
+    ),
     "no_dose_response": Advice(
         "Either the line is resistant, or {compound} was inactive.",
         "Compare with the control line on this plate, check the activity of {compound} and "

@@ -1,6 +1,7 @@
 """Plate QC (SCIENCE.md §2 and §4): each check returns its flags and the numbers it measured.
 
-Position effects (edge, gradient) live in ``analysis.spatial``. Messages never show a
+Position effects (edge, gradient) live in ``analysis.spatial``, replicate variability in
+``analysis.replicates`` (re-exported here). Messages never show a
 figure that is not finite: where a ratio is undefined (a blank at or below zero, controls
 that read the same) the message says so in words.
 """
@@ -18,21 +19,16 @@ from analysis.curves import Curve
 from analysis.layout import CELL_ROLES
 from analysis.model import Check, Flag, rounded
 from analysis.plate import NormalisedPlate
-from analysis.stats import cv, mad, z_prime
+from analysis.replicates import ReplicateThresholds, replicate_check
+from analysis.stats import z_prime
 from datamodel import WellStatus, parse_well
 
 Array = npt.NDArray[np.float64]
 
 
-class QCThresholds(Protocol):
+class QCThresholds(ReplicateThresholds, Protocol):
     """The thresholds these checks read (config.schema.QCSettings satisfies this)."""
 
-    @property
-    def replicate_cv(self) -> float: ...
-    @property
-    def replicate_min_level(self) -> float: ...
-    @property
-    def outlier_mad(self) -> float: ...
     @property
     def blank_max_od(self) -> float: ...
     @property
@@ -332,7 +328,11 @@ def control_check(plate: NormalisedPlate, qc: QCThresholds, assay: str) -> Check
             flags.append(
                 Flag(
                     "low_z_prime",
-                    "critical"
+                    # only a few outlier wells spoil the classic Z′ (the robust one is
+                    # fine): a note; the outliers themselves are replicate_variability's
+                    "info"
+                    if outliers
+                    else "critical"
                     if classic < 0 and not (math.isfinite(robust) and robust >= 0)
                     else "warning",
                     message(what, assay, "low_z_prime_outliers" if outliers else "low_z_prime"),
@@ -361,62 +361,11 @@ def _empty_wells_check(plate: NormalisedPlate, window: float, check: Check, assa
         )
 
 
-def replicate_check(plate: NormalisedPlate, qc: QCThresholds, assay: str) -> Check:
-    """replicate_variability: group CVs above the threshold and single outlier wells."""
-    check = Check()
-    worst: list[tuple[float, str, list[str]]] = []
-    outliers: list[str] = []
-    cvs: list[float] = []
-    for (role, compound, conc, line), wells in plate.groups.items():
-        if role not in ("untreated", "treated"):
-            continue
-        ok = [w for w in wells if plate.ok(w)]
-        if len(ok) < 2:
-            continue
-        vals = plate.values(ok)
-        base = plate.untreated_mean.get(line, math.nan)
-        if not math.isfinite(base) or base <= 0:
-            continue
-        center = float(np.median(vals))
-        if len(ok) >= 3:
-            spread = max(mad(vals), 0.05 * base)
-            for w, v in zip(ok, vals, strict=True):
-                if abs(v - center) > qc.outlier_mad * spread and abs(v - center) > 0.25 * base:
-                    outliers.append(w)
-        if np.mean(vals) < qc.replicate_min_level * base:
-            continue
-        group_cv = cv(vals)
-        if not math.isfinite(group_cv):
-            continue
-        cvs.append(group_cv)
-        if group_cv > qc.replicate_cv:
-            name = " ".join(str(p) for p in (compound, conc, line) if p is not None) or role
-            worst.append((group_cv, f"{role} {name}".strip(), ok))
-    check.metrics["replicate_cv_median"] = rounded(float(np.median(cvs))) if cvs else None
-    check.metrics["replicate_cv_max"] = rounded(float(np.max(cvs))) if cvs else None
-    if worst or outliers:
-        worst.sort(reverse=True)
-        wells = sorted({w for _, _, ws in worst for w in ws} | set(outliers), key=parse_well)
-        parts = []
-        if worst:
-            parts.append(
-                f"{len(worst)} replicate group(s) with CV above {qc.replicate_cv * 100:.0f} % "
-                f"(worst: {worst[0][1]}, {worst[0][0] * 100:.0f} %)"
-            )
-        if outliers:
-            parts.append(f"outlier well(s) {_short(sorted(outliers, key=parse_well))}")
-        check.flags.append(
-            Flag(
-                "replicate_variability",
-                "warning",
-                message("; ".join(parts), assay, "replicate_variability"),
-                wells,
-                {
-                    "groups": [
-                        {"group": g, "cv": rounded(c), "wells": ws} for c, g, ws in worst[:10]
-                    ],
-                    "outliers": sorted(outliers, key=parse_well),
-                },
-            )
-        )
-    return check
+__all__ = [
+    "QCThresholds",
+    "control_check",
+    "layout_size_check",
+    "replicate_check",
+    "signal_check",
+    "well_status_check",
+]

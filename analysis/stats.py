@@ -144,8 +144,14 @@ def median_polish(grid: Array, *, eps: float = 0.01, maxiter: int = 10) -> Media
 
 
 def _nanmedian_rows(z: Array) -> Array:
-    out = np.zeros(z.shape[0])
-    for i, line in enumerate(z):
-        finite = line[np.isfinite(line)]
-        out[i] = float(np.median(finite)) if len(finite) else 0.0
-    return out
+    """Median of the finite values of each row; 0 for a row without any."""
+    finite = np.isfinite(z)
+    filled = np.where(finite, z, np.inf)  # sorted after every finite value
+    ordered = np.sort(filled, axis=1)
+    counts = finite.sum(axis=1)
+    rows = np.arange(z.shape[0])
+    lo = np.maximum((counts - 1) // 2, 0)
+    hi = np.maximum(counts // 2, 0)
+    with np.errstate(invalid="ignore"):
+        out = (ordered[rows, lo] + ordered[rows, hi]) / 2.0
+    return np.where(counts > 0, out, 0.0)

@@ -110,17 +110,34 @@ class QCSettings(_Strict):
     response_p: float = Field(0.05, gt=0, lt=1)
     min_effect: float = Field(0.25, ge=0, le=1)
     partial_below: float = Field(0.50, ge=0, le=1)
-    # edge effect (ring test) and gradients, on residual ratios of cell wells
-    edge_ratio: float = Field(0.90, gt=0, le=1)  # median outer / median interior below this
-    edge_p: float = Field(0.01, gt=0, lt=1)
-    gradient_ratio: float = Field(0.92, gt=0, le=1)  # half-plate median ratio below this
-    gradient_p: float = Field(0.01, gt=0, lt=1)
-    gradient_trend: float = Field(0.08, ge=0)  # end-to-end change in the joint gradient model
-    residual_floor: float = Field(30.0, ge=0)  # % viability below which residuals are skipped
-    # replicates, background, signal
+    # Position effects (analysis.spatial, docs/qc_calibration.md): judged on cell wells
+    # against wells that should read alike (one line at one dose; the plateau doses with the
+    # untreated wells), each tested by permuting wells within those groups. The *_p values
+    # are plate-level false-alarm rates: the chance that a clean plate raises the flag.
+    edge_ratio: float = Field(0.90, gt=0, le=1)  # ring ratio below this (or above 1/this)
+    edge_p: float = Field(0.002, gt=0, lt=1)  # plate-level α of the one ring test
+    gradient_p: float = Field(0.010, gt=0, lt=1)  # plate-level α of rows + columns together
+    gradient_trend: float = Field(0.08, ge=0)  # end-to-end change below this never warns
+    # the end-to-end gradient the split of gradient_p between rows and columns is planned
+    # for: the axis the layout measures worse gets more of it (never from the data seen)
+    gradient_target: float = Field(0.15, gt=0)
+    # kept for old configs: half-plate ratios are reported, no longer tested
+    gradient_ratio: float = Field(0.92, gt=0, le=1)
+    residual_floor: float = Field(30.0, ge=0)  # % viability below which wells are not judged
+    # a dose whose fitted response is within this fraction of the fitted upper plateau is
+    # grouped with the untreated wells of its line (the fit says they read alike)
+    plateau_tolerance: float = Field(0.02, ge=0, le=0.5)
+    # an axis (or the ring) with less than this share of its variation within groups is
+    # confounded with the layout (e.g. lines in row blocks): an info note, never a test
+    confounded_share: float = Field(0.35, ge=0, le=1)
+    # replicates (analysis.qc.replicate_check): group CVs and single outlier wells, against
+    # the plate's own noise; replicate_p is the plate-level α of both families together
     replicate_cv: float = Field(0.20, gt=0)
     replicate_min_level: float = Field(0.25, ge=0, le=1)  # of untreated; below: CV not judged
-    outlier_mad: float = Field(5.0, gt=0)
+    replicate_p: float = Field(0.004, gt=0, lt=1)
+    outlier_fold: float = Field(2.0, gt=1)  # an outlier reads < 1/fold or > fold × its group
+    outlier_mad: float = Field(5.0, gt=0)  # kept for old configs; replaced by replicate_p
+    # background, signal
     blank_max_od: float = Field(0.15, ge=0)
     blank_fraction_max: float = Field(0.20, ge=0)
     blank_cv_max: float = Field(0.20, ge=0)

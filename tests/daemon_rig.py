@@ -135,9 +135,11 @@ def store_for(url: str) -> Store:
     return open_store(url)
 
 
-def torture(base: Path, kills: int, seed: int, plate: Callable[[int], bytes]) -> dict[str, Any]:
+def torture(
+    base: Path, kills: int, seed: int, plate: Callable[[int], bytes], every: float = 0.15
+) -> dict[str, Any]:
     """SIGKILL the daemon at random instants while a vendor PC streams exports in, then
-    restart it once more and let it drain. Returns the final counts and the integrity check."""
+    restart it once more and let it drain (an export every ``every`` seconds). Returns the final counts and the integrity check."""
     import random
     import threading
 
@@ -158,7 +160,7 @@ def torture(base: Path, kills: int, seed: int, plate: Callable[[int], bytes]) ->
             path.write_bytes(plate(100 + n))
             written.append(path)
             n += 1
-            stop.wait(0.15)
+            stop.wait(every)
 
     writer = threading.Thread(target=vendor_pc)
     writer.start()

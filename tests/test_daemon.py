@@ -107,7 +107,7 @@ def test_sighup_adds_a_watch_folder_without_restart(tmp_path: Path) -> None:
 @pytest.mark.timeout(400)
 def test_sigkill_at_random_instants_loses_nothing_and_stores_nothing_twice(tmp_path: Path) -> None:
     """≥ 20 SIGKILLs while files stream in; bench/torture.py runs the long version (200)."""
-    final = torture(tmp_path, kills=20, seed=20261125, plate=plate)
+    final = torture(tmp_path, kills=20, seed=20261125, plate=plate, every=0.4)
     print(f"\n{final}")
     assert final["jobs"] == {"done": 2 * final["files"]}  # nothing queued, running or dead
     assert final["captures"] == final["files"]  # every file captured once
