@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -231,11 +231,13 @@ def _met(ok: bool) -> str:
 
 
 def benchmark_legacy(curves: Curves) -> None:
-    """The fitter before issue 14 (bench/fit_legacy.py) beside the current one."""
-    from bench import fit_legacy
+    """The fitter before issue 14 (bench/legacy.py) beside the current one."""
+    from bench import legacy
 
-    def run_legacy(items: Curves) -> list[fit_legacy.LL4Fit | None]:
-        out: list[fit_legacy.LL4Fit | None] = []
+    fit_legacy = legacy.load()
+
+    def run_legacy(items: Curves) -> list[Any]:
+        out: list[Any] = []
         for c in items:
             try:
                 out.append(fit_legacy.fit_ll4(c.dose, c.response))
@@ -250,9 +252,7 @@ def benchmark_legacy(curves: Curves) -> None:
     n = len(curves)
     bounded = sum(1 for f in old if f is not None and f.bounded)
     crashed = sum(1 for f in old if f is None)
-    print(
-        f"\nbefore issue 14 (bench/fit_legacy.py), the same {n} curves (stratified), one process:"
-    )
+    print(f"\nbefore issue 14 (bench/legacy.py), the same {n} curves (stratified), one process:")
     print(f"  legacy fit_ll4, one by one:   {n / t_old:8.1f} fits/s ({n / t_old / (n / t_cf):.2f}x "
           f"the loop; {100 * bounded / n:.0f} % bounded refits, {crashed} crashed)")  # fmt: skip
     print(f"  fit_ll4 now, one by one:      {n / t_one:8.1f} fits/s ({t_old / t_one:.1f}x legacy)")
@@ -302,7 +302,9 @@ def time_cli(n: int, seed: int, workers: int, table: Path | None) -> None:
 
 def write_regression(path: Path, n: int, seed: int) -> None:
     """The calls of the fitter before issue 14 on ``n`` screen curves (tests/data)."""
-    from bench import fit_legacy
+    from bench import legacy
+
+    fit_legacy = legacy.load()
 
     curves = make_screen(n, seed)
     code = {"yes": "y", "partial": "p", "none": "n"}
@@ -331,7 +333,7 @@ def write_regression(path: Path, n: int, seed: int) -> None:
         )
         rss.append(float(f"{f.rss:.12g}") if math.isfinite(f.rss) else None)
     record = {
-        "about": "calls of the LL.4 fitter before issue 14 (bench/fit_legacy.py, commit "
+        "about": "calls of the LL.4 fitter before issue 14 (bench/legacy.py, commit "
         "2b4e585) on bench.screen.make_screen(n, seed); written by python -m bench.fit "
         "--write-regression",
         "seed": seed,

@@ -1,6 +1,6 @@
 """The fitter's calls on 2,400 screen-shaped curves, against the fitter before issue 14.
 
-tests/data/fit_regression.json holds what bench/fit_legacy.py (analysis/doseresponse.py at
+tests/data/fit_regression.json holds what bench/legacy.py (analysis/doseresponse.py at
 2b4e585, MINPACK polish + trust-region-reflective bounded refit) reported for
 ``bench.screen.make_screen(2400, 14)``: the response call, the IC50 qualifier and value,
 the RSS, whether the fit was bounded and converged (``python -m bench.fit
