@@ -112,7 +112,7 @@ class QCSettings(_Strict):
     partial_below: float = Field(0.50, ge=0, le=1)
     # Position effects (analysis.spatial, docs/qc_calibration.md): judged on cell wells
     # against wells that should read alike (one line at one dose; the plateau doses with the
-    # untreated wells), each tested by permuting wells within those groups. The *_p values
+    # untreated wells), fitted within those groups (Huber fit and t). The *_p values
     # are plate-level false-alarm rates: the chance that a clean plate raises the flag.
     edge_ratio: float = Field(0.90, gt=0, le=1)  # ring ratio below this (or above 1/this)
     edge_p: float = Field(0.002, gt=0, lt=1)  # plate-level α of the one ring test
