@@ -23,7 +23,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from analysis.cytometry_model import POPULATIONS, CytometryResult, CytometryThresholds, PlotData
-from analysis.model import safe_stem
+from analysis.model import page_head, safe_stem
 from analysis.transforms import Arcsinh, Logicle, decade_ticks, make_transform
 
 _VERDICT_COLOUR = {"pass": "#2ca02c", "warn": "#ff7f0e", "fail": "#d62728"}
@@ -335,17 +335,9 @@ def _html(results: list[CytometryResult], name: str, sections: list[str]) -> str
             f"<td>{esc(str(r.compensation.get('source')))}</td>"
             f"<td>{esc(', '.join(f.code for f in r.flags))}</td></tr>"
         )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(name)} — platewatch cytometry</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.8rem 0; font-size: 0.88rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.45rem; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-.v {{ color: white; padding: 0.1rem 0.5rem; border-radius: 4px; font-size: 0.85rem; }}
-.small {{ font-size: 0.8rem; color: #555; }}
-img {{ max-width: 100%; }}
-</style></head><body>
+    return (
+        page_head(f"{esc(name)} — platewatch cytometry")
+        + f"""\
 <h1>{esc(name)}: Annexin V / PI</h1>
 <p class=small>Percentages are of the cells left after the saturation, time, debris and singlet
 gates. Quadrants: live AnnV−/PI−, early apoptotic AnnV+/PI−, late apoptotic AnnV+/PI+,
@@ -356,3 +348,4 @@ necrotic AnnV−/PI+.</p>
 <p class=small>platewatch</p>
 </body></html>
 """
+    )

@@ -144,6 +144,27 @@ def write_report_files(
     return {"png": str(png), "html": str(html_path)}
 
 
+REPORT_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.verdict { color: white; padding: 0.2rem 0.6rem; border-radius: 4px; }
+.v { color: white; padding: 0.1rem 0.5rem; border-radius: 4px; font-size: 0.85rem; }
+.small { font-size: 0.8rem; color: #555; }
+img { max-width: 100%; }
+"""
+
+
+def page_head(title: str) -> str:
+    """The start of a self-contained report page, up to and including ``<body>``; the
+    caller escapes ``title``."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>\n'
+        f"<style>{REPORT_STYLE}</style></head><body>\n"
+    )
+
+
 def number_text(value: Any, digits: int = 3) -> str:
     """A number as a report shows it; an em dash for none or a non-finite value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

@@ -21,7 +21,7 @@ import numpy as np
 
 from analysis.doseresponse import band_of, ll4
 from analysis.model import number_text as _num
-from analysis.model import write_report_files
+from analysis.model import page_head, write_report_files
 from datamodel import parse_well, row_label
 
 if TYPE_CHECKING:
@@ -264,38 +264,34 @@ def _html(body: dict[str, Any], name: str, source: str, png: bytes) -> str:
         f" minus reference {esc(str(qc.get('reference_read')))}" if qc.get("reference_read") else ""
     )
     layout = f" · layout <code>{esc(str(body.get('layout')))}</code>" if body.get("layout") else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(name)} — platewatch</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-.verdict {{ color: white; background: {colour}; padding: 0.2rem 0.6rem; border-radius: 4px; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{esc(name)} <span class="verdict">{esc(verdict.upper())}</span></h1>
+    return (
+        page_head(f"{esc(name)} — platewatch")
+        + f"""\
+<h1>{esc(name)} <span class="verdict" style="background: {colour}">{
+            esc(verdict.upper())
+        }</span></h1>
 <p>Source: <code>{esc(source)}</code> · read {esc(str(qc.get("read")))}{reference}{layout}</p>
 <img alt="plate heatmap and dose-response curves" src="data:image/png;base64,{image}">
 <h2>Flags</h2>
 {
-        "<p>No flags.</p>"
-        if not flag_rows
-        else "<table><tr><th>severity</th><th>code</th><th>what happened, likely cause, what to do</th><th>wells</th></tr>"
-        + "".join(flag_rows)
-        + "</table>"
-    }
+            "<p>No flags.</p>"
+            if not flag_rows
+            else "<table><tr><th>severity</th><th>code</th><th>what happened, likely cause, what to do</th><th>wells</th></tr>"
+            + "".join(flag_rows)
+            + "</table>"
+        }
 <h2>Curves (LL.4)</h2>
 {
-        "<p>No dose-response curves in this layout.</p>"
-        if not curve_rows
-        else '''<table><tr><th>compound</th><th>cell line</th><th>IC50 (relative)</th><th>95 % CI</th>
+            "<p>No dose-response curves in this layout.</p>"
+            if not curve_rows
+            else '''<table><tr><th>compound</th><th>cell line</th><th>IC50 (relative)</th><th>95 % CI</th>
 <th>absolute IC50</th><th>unit</th><th>slope b</th><th>max effect %</th><th>response</th>
 <th>expected IC50</th><th>F-test p</th></tr>'''
-        + "".join(curve_rows)
-        + "</table>"
-    }
+            + "".join(curve_rows)
+            + "</table>"
+        }
 <p style="color:#777;font-size:0.8rem">platewatch · IC50s beyond the tested range are reported
 as &gt;max / &lt;min, never extrapolated; curves without a dose response are drawn flat.</p>
 </body></html>
 """
+    )

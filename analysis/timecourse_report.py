@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analysis.model import number_text as _num
-from analysis.model import write_report_files
+from analysis.model import page_head, write_report_files
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -456,17 +456,10 @@ def _html(body: dict[str, Any], name: str, source: str, png: bytes) -> str:
         for p in body.get("points") or []
     )
     image = base64.b64encode(png).decode("ascii")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(name)} — platewatch timecourse</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-.verdict {{ color: white; background: {colour}; padding: 0.2rem 0.6rem; border-radius: 4px; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{esc(name)} <span class="verdict">{esc(verdict.upper())}</span></h1>
+    return (
+        page_head(f"{esc(name)} — platewatch timecourse")
+        + f"""\
+<h1>{esc(name)} <span class="verdict" style="background: {colour}">{esc(verdict.upper())}</span></h1>
 <p>Timecourse <code>{esc(str(body.get("id") or ""))}</code>{f" · source <code>{esc(source)}</code>" if source else ""} · read {esc(str(summary.get("read")))}{f" minus reference {esc(str(summary.get('reference_read')))}" if summary.get("reference_read") else ""}</p>
 <table>{fact_rows}</table>
 <img alt="timecourse: growth, blank, edge, IC50 and GR over time" src="data:image/png;base64,{image}">
@@ -481,3 +474,4 @@ img {{ max-width: 100%; }}
 <p style="color:#777;font-size:0.8rem">platewatch · drawn from the stored timecourse analysis; IC50s and GR50s beyond the tested doses are shown as △/▽ at the bound, never extrapolated.</p>
 </body></html>
 """
+    )
