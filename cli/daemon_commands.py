@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -150,36 +149,38 @@ def results(config: Path | None, limit: int, as_json: bool) -> None:
 @click.option(
     "--since", type=click.DateTime(), help="Only captures made on or after this date (UTC)."
 )
-def reprocess(config: Path | None, since: Any) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    help="Analysis processes (default: one per core).",
+)
+def reprocess(config: Path | None, since: Any, workers: int | None) -> None:
     """Re-analyse archived captures (after a threshold or layout change), with a progress bar.
 
-    Adds a job per capture and runs them here; a running daemon picks up any left over.
+    Adds a job per capture and runs them here on every core (--workers); a running daemon
+    shares the work and picks up any left over. Each capture gets a new result; the old
+    ones stay in the store.
     """
     from rich.progress import Progress
 
-    from acquisition.kinds import JobContext
-    from acquisition.pipeline import references
-    from acquisition.queue import claim
-    from acquisition.reprocess import queue_reprocess
-    from acquisition.worker import Hooks, process_job
+    from acquisition.reprocess import drain, queue_reprocess
+    from acquisition.worker import Hooks
     from monitoring.rules import alert_for_quarantine, alerts_for_result
 
     settings, store = open_store_or_fail(config)
-    done = 0
     try:
         job_ids = queue_reprocess(store, since)
-        ctx = JobContext(store=store, settings=settings, references=references(settings))
         hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)
-        owner = f"reprocess/{os.getpid()}"
         with Progress(transient=False, disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("re-analysing", total=len(job_ids))
-            while done < len(job_ids):
-                job = claim(store, owner, settings.service.lease_seconds)
-                if job is None:
-                    break
-                process_job(ctx, job, hooks)
-                done += 1
-                progress.advance(task)
+            done = drain(
+                store,
+                settings,
+                job_ids,
+                hooks,
+                workers=workers,
+                progress=lambda n: progress.update(task, completed=n),
+            )
     finally:
         store.close()
     click.echo(f"re-analysed {done} of {len(job_ids)} capture(s)")

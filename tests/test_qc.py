@@ -52,16 +52,17 @@ from tests.qc_runs import CLEAN, Tally, chunks, rates
 SEED_BASE = 3_000_000
 ROOT = Path(__file__).resolve().parent.parent
 
-# plates per noise model: statistical outcomes get 200, deterministic ones fewer
+# plates per noise model: the outcomes near a threshold get 200, the ones far from it
+# (flagged on every plate in bench/qc_rates.py's 500-plate runs) fewer
 PLATES = {
     CLEAN: 200,
     "edge 15 %": 200,
     "column gradient 15 % end to end": 200,
     "row gradient 15 % end to end": 200,
-    "contaminated blanks 15 %": 100,
-    "2 dead wells": 200,
+    "contaminated blanks 15 %": 60,
+    "2 dead wells": 60,
     "2 saturated wells": 25,
-    "inactive asparaginase": 100,
+    "inactive asparaginase": 60,
     "column gradient 20 % end to end": 100,
     "row gradient 20 % end to end": 100,
 }
