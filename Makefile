@@ -47,6 +47,7 @@ bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python -m bench.fcs
 	$(BIN)/python -m bench.web
 	$(BIN)/python -m bench.timecourse
+	$(BIN)/python -m bench.reprocess
 	$(BIN)/python -m bench.fuzz_formats
 	$(BIN)/python -m bench.fuzz_fcs
 

@@ -22,7 +22,8 @@ from acquisition.store import Store, captures, jobs, open_store
 from acquisition.worker import Hooks, process_job
 from config.schema import Settings
 
-INLINE_BELOW = 8  # fewer jobs than this: one process, no start-up cost of workers
+INLINE_BELOW = 8  # fewer jobs than this: one process, whatever was asked
+AUTO_INLINE_BELOW = 60  # with the default worker count: about the workers' start-up time
 ENDED = ("done", "dead")
 
 
@@ -89,7 +90,8 @@ def drain(
     report = progress or (lambda _n: None)
     count = workers if workers is not None else (os.cpu_count() or 1)
     owner = f"reprocess/{os.getpid()}"
-    if count <= 1 or len(job_ids) < INLINE_BELOW:
+    inline_below = INLINE_BELOW if workers is not None else AUTO_INLINE_BELOW
+    if count <= 1 or len(job_ids) < inline_below:
         from acquisition.pipeline import references
 
         ctx = JobContext(store, settings, references(settings))

@@ -154,7 +154,13 @@ def results(config: Path | None, limit: int, as_json: bool) -> None:
     type=click.IntRange(min=1, max=64),
     help="Analysis processes (default: one per core).",
 )
-def reprocess(config: Path | None, since: Any, workers: int | None) -> None:
+@click.option(
+    "--reports/--no-reports",
+    default=True,
+    show_default=True,
+    help="Re-render each capture's PNG + HTML report (most of the time of a re-analysis).",
+)
+def reprocess(config: Path | None, since: Any, workers: int | None, reports: bool) -> None:
     """Re-analyse archived captures (after a threshold or layout change), with a progress bar.
 
     Adds a job per capture and runs them here on every core (--workers); a running daemon
@@ -168,6 +174,9 @@ def reprocess(config: Path | None, since: Any, workers: int | None) -> None:
     from monitoring.rules import alert_for_quarantine, alerts_for_result
 
     settings, store = open_store_or_fail(config)
+    if not reports:
+        service = settings.service.model_copy(update={"reports": False})
+        settings = settings.model_copy(update={"service": service})
     try:
         job_ids = queue_reprocess(store, since)
         hooks = Hooks(on_result=alerts_for_result, on_dead=alert_for_quarantine)

@@ -191,3 +191,27 @@ def torture(
     final["files"] = len(written)
     final["kills"] = kills
     return final
+
+
+def archive_of_plates(folder: Path, plates: int) -> Path:
+    """A state directory whose archive holds ``plates`` captured simulated Gen5 plates and
+    no jobs (as long after a daemon ran them); returns its config."""
+    from acquisition.capture import Capturer
+    from analysis.layout import load_layout
+    from config.loader import load_config
+    from tests.plate_sim import simulate_plate, to_gen5_text
+
+    state, inbox = folder / "state", folder / "inbox"
+    inbox.mkdir(parents=True)
+    config = write_config(folder / "platewatch.toml", state, [inbox])
+    store = open_store(load_config(config).store.url)
+    capturer = Capturer(store, state)
+    layout = load_layout(LAYOUT)
+    for seed in range(plates):
+        path = inbox / f"plate{seed:05d}.txt"
+        path.write_text(to_gen5_text(simulate_plate(layout, seed).read), encoding="cp1252")
+        capturer.capture("reader-1", path, "plate")
+    with store.begin() as conn:
+        conn.execute(jobs.delete())
+    store.close()
+    return config

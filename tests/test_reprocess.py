@@ -9,11 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from acquisition.capture import Capturer
 from acquisition.store import captures, jobs, open_store, results
 from config.loader import load_config as load_settings
-from tests.daemon_rig import write_config
-from tests.plate_sim import simulate_plate, to_gen5_text
+from tests.daemon_rig import archive_of_plates
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ROOT / "config" / "layouts" / "mtt-96.toml"
@@ -29,30 +27,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _archive(tmp_path: Path, plates: int, extra: str = "") -> Path:
-    from analysis.layout import load_layout
-
-    state, inbox = tmp_path / "state", tmp_path / "inbox"
-    inbox.mkdir()
-    config = write_config(tmp_path / "platewatch.toml", state, [inbox], extra=extra)
-    settings = load_settings(config)
-    store = open_store(settings.store.url)
-    capturer = Capturer(store, settings.service.state_dir)
-    layout = load_layout(LAYOUT)
-    for seed in range(plates):
-        path = inbox / f"plate{seed:02d}.txt"
-        path.write_text(to_gen5_text(simulate_plate(layout, seed).read), encoding="cp1252")
-        capturer.capture("reader-1", path, "plate")
-    with store.begin() as conn:
-        conn.execute(jobs.delete())  # as if a daemon had long since run them: only the archive
-    store.close()
-    return config
-
-
 def test_reprocess_on_two_workers_analyses_every_capture_once_with_the_new_thresholds(
     tmp_path: Path,
 ) -> None:
-    config = _archive(tmp_path, 12)
+    config = archive_of_plates(tmp_path, 12)
     # A threshold change no clean plate can meet: every re-analysis must carry it.
     config.write_text(config.read_text() + "\n[qc]\nsignal_min_ratio = 1000\n")
     run = _cli("reprocess", "--config", str(config), "--workers", "2")
@@ -80,7 +58,7 @@ def test_reprocess_on_two_workers_analyses_every_capture_once_with_the_new_thres
 
 
 def test_reprocess_of_an_empty_archive_and_a_bad_config(tmp_path: Path) -> None:
-    config = _archive(tmp_path, 0)
+    config = archive_of_plates(tmp_path, 0)
     run = _cli("reprocess", "--config", str(config))
     assert run.returncode == 0 and run.stdout.strip() == "re-analysed 0 of 0 capture(s)"
     bad = _cli("reprocess", "--config", str(config), "--workers", "0")
