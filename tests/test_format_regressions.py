@@ -321,6 +321,26 @@ def test_xlsx_part_with_a_dtd_is_refused_before_parsing(doctype: str) -> None:
     _refused(_with_sheet(_workbook(_grid_96()), with_dtd), "declares a DTD")
 
 
+@pytest.mark.parametrize("encoding", ["UTFFFFFF-8", "no-such-codec", "latin-1", ""])
+def test_xlsx_part_declaring_an_encoding_other_than_utf_is_refused(encoding: str) -> None:
+    """Fuzzing (bench/fuzz_formats, 10,000 cases per reader): expat raised LookupError for a
+    declaration naming an unknown encoding."""
+
+    def declared(sheet: str) -> str:
+        return f'<?xml version="1.0" encoding="{encoding}"?>' + re.sub(
+            r"^<\?xml[^>]*\?>", "", sheet
+        )
+
+    _refused(_with_sheet(_workbook(_grid_96()), declared), "declares the encoding")
+
+
+def test_xlsx_crash_reproducers_of_the_fuzzer_are_refused_in_one_line() -> None:
+    found = sorted((Path(__file__).parent / "data" / "fuzz").glob("*-unknown-encoding.bin"))
+    assert [p.name.split("-")[0] for p in found] == ["gen5_xlsx", "tecan_xfluor4"]
+    for path in found:
+        _refused(path.read_bytes(), "declares the encoding")
+
+
 # --- driver read documents -----------------------------------------------------------------
 
 

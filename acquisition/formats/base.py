@@ -158,6 +158,7 @@ _WORKBOOK_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
     IndexError,
     SyntaxError,  # xml.etree ParseError and lxml's XMLSyntaxError derive from it
+    LookupError,  # an XML declaration naming an encoding no codec has
     NotImplementedError,  # openpyxl: compression methods and parts it does not know
     OSError,
 )

@@ -138,13 +138,27 @@ def _member(zf: zipfile.ZipFile, name: str, budget: _Budget) -> bytes | None:
         raise FormatError(
             f"xlsx part {name} declares a DTD or entities: refused", source=budget.path
         )
+    declared = _DECLARED_ENCODING.match(data)
+    if declared is not None and declared.group(1).lower() not in _OOXML_ENCODINGS:
+        # ECMA-376 Part 2 §8.1.4: parts are UTF-8 or UTF-16; expat would look any name up
+        shown = declared.group(1)[:40].decode("ascii", "replace")
+        raise FormatError(
+            f"xlsx part {name} declares the encoding {shown!r} (parts are UTF-8 or UTF-16)",
+            source=budget.path,
+        )
     return data
+
+
+_DECLARED_ENCODING = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([^\"']*)[\"']"
+)
+_OOXML_ENCODINGS = frozenset({b"utf-8", b"utf8", b"utf-16", b"utf-16le", b"utf-16be"})
 
 
 def _xml(data: bytes, name: str, path: Path) -> Element:
     try:
         return fromstring(data)
-    except ParseError as exc:
+    except (ParseError, LookupError) as exc:  # LookupError: an encoding expat cannot look up
         raise FormatError(f"xlsx part {name} is not XML ({_why(exc)})", source=path) from None
 
 
