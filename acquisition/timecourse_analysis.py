@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.orm import aliased
 
 from acquisition.capture import Capture
 from acquisition.formats import read_export
 from acquisition.kinds.base import Finding, JobContext
+from acquisition.queue import Purpose
 from acquisition.store import (
     captures,
+    jobs,
     planned_reads,
     plate_sightings,
     timecourse_points,
@@ -163,6 +166,33 @@ def join_exports(
                 )
                 have.add(capture_id)
     return tc_id
+
+
+def superseded(ctx: JobContext, tc_id: int, capture_id: int) -> bool:
+    """Whether a later read of the timecourse still waits for (or is in) its analysis.
+
+    That job analyses the whole series, this read included (its point is stored with the
+    capture), so this one need not: when reads come faster than a summary takes, only
+    the newest reads pay for it and the analyses cannot fall behind the reads.
+    """
+    this = aliased(timecourse_points)
+    later = (
+        select(timecourse_points.c.capture_id)
+        .join(jobs, jobs.c.capture_id == timecourse_points.c.capture_id)
+        .where(
+            timecourse_points.c.timecourse_id == tc_id,
+            timecourse_points.c.capture_id != capture_id,
+            timecourse_points.c.read_at
+            > select(this.c.read_at)
+            .where(this.c.timecourse_id == tc_id, this.c.capture_id == capture_id)
+            .scalar_subquery(),
+            jobs.c.state.in_(("queued", "running")),
+            jobs.c.purpose.in_((str(Purpose.ANALYZE), str(Purpose.REPROCESS))),
+        )
+        .limit(1)
+    )
+    with ctx.store.engine.connect() as conn:
+        return conn.execute(later).first() is not None
 
 
 def timecourse_finding(ctx: JobContext, tc_id: int, fallback_layout: Path | None) -> Finding | None:

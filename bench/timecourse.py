@@ -153,7 +153,10 @@ def main() -> None:
                 p = progress(store, tc_id)
                 trail.append(performed() - p["analysed"])
                 time.sleep(1.0)
-            wait_for(lambda: progress(store, tc_id)["analysed"] >= performed(), timeout=120)
+            wait_for(  # every read taken (a missed read has no capture) is analysed
+                lambda: progress(store, tc_id)["analysed"] >= progress(store, tc_id)["points"],
+                timeout=120,
+            )
             end = sample(daemon.proc.pid)
             final = progress(store, tc_id)
             delays = read_delays(store, tc_id)

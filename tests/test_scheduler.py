@@ -264,3 +264,32 @@ def test_accelerated_timecourse_survives_a_sigkill_and_every_read_ends_once(tmp_
         finally:
             store.close()
             daemon.stop()
+
+
+def test_a_backlog_of_reads_pays_for_one_timecourse_summary_not_one_per_read(rig: Rig) -> None:
+    """Reads faster than their analyses: a read whose later read still waits skips the
+    summary (the later one covers it), so the analyses cannot fall behind for good."""
+    from acquisition.kinds import JobContext
+    from acquisition.pipeline import references
+    from acquisition.queue import claim
+    from acquisition.store import results
+    from acquisition.worker import Hooks, process_job
+    from config.schema import Settings
+
+    rig.plan(every=10.0, reads=4)
+    for k in range(4):
+        rig.at(START + 10.0 * k + 0.2)  # four reads captured, none analysed yet
+    settings = Settings.model_validate(
+        {"service": {"state_dir": str(rig.store.engine.url.database).rsplit("/", 1)[0]}}
+    )
+    ctx = JobContext(rig.store, settings, references(settings), layout_override=None)
+    while (job := claim(rig.store, "test", 60)) is not None:
+        process_job(ctx, job, Hooks())
+    with rig.store.engine.connect() as conn:
+        kinds = list(conn.execute(select(results.c.kind).order_by(results.c.id)).scalars())
+        summary = conn.execute(
+            select(results.c.body).where(results.c.kind == "timecourse")
+        ).scalar_one()
+    assert kinds.count("plate") == 4
+    assert kinds.count("timecourse") == 1  # the last read's, made after every plate's
+    assert json.loads(summary)["summary"]["reads"] == 4

@@ -14,6 +14,7 @@ from acquisition.timecourse_analysis import (
     document_timecourse,
     join_exports,
     kinetic_finding,
+    superseded,
     timecourse_finding,
 )
 from analysis.report import write_report
@@ -90,6 +91,8 @@ class PlateAnalyser:
                 if joined is not None:
                     series.add(joined)
         for tc_id in sorted(series):
+            if superseded(ctx, tc_id, capture.id):
+                continue
             update = timecourse_finding(ctx, tc_id, layout)
             if update is not None:
                 findings.append(update)
