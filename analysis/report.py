@@ -97,20 +97,9 @@ def _heatmap(fig: Figure, ax: Axes, body: dict[str, Any]) -> None:
         mark = _ROLE_MARK.get(role)
         if mark:
             r, c = parse_well(well)
-            ax.text(
-                c, r, mark, ha="center", va="center", fontsize=small, color="white", in_layout=False
-            )
+            ax.text(c, r, mark, ha="center", va="center", fontsize=small, color="white")
     for r, c in zip(*np.nonzero(status != "ok"), strict=True):
-        ax.text(
-            c,
-            r,
-            "×",
-            ha="center",
-            va="center",
-            fontsize=small + 4,
-            color="#d62728",
-            in_layout=False,
-        )
+        ax.text(c, r, "×", ha="center", va="center", fontsize=small + 4, color="#d62728")
     outlined: dict[str, str] = {}
     order = {"info": 0, "warning": 1, "critical": 2}
     from matplotlib.patches import Rectangle
