@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/platewatch demo
 
 test: $(STAMP) $(PEERS_STAMP)
-	PLATEWATCH_PEERS_PYTHON=$(abspath $(PEERS))/bin/python PLATEWATCH_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	HYPOTHESIS_PROFILE=ci PLATEWATCH_PEERS_PYTHON=$(abspath $(PEERS))/bin/python PLATEWATCH_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 run: $(STAMP)
 	$(BIN)/platewatch run --config $(CONFIG)

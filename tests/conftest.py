@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# `make test` (and so CI) runs the property tests on the same examples every time
+# (HYPOTHESIS_PROFILE=ci): a gate must be reproducible. A plain `pytest` explores new
+# examples on every run, and bench/fuzz_formats.py explores at scale.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -374,3 +374,17 @@ def test_driver_read_documents_with_junk_are_refused_in_one_line(
 def test_driver_read_document_with_nan_constants_is_refused() -> None:
     data = json.dumps(_driver_doc()).replace("0.5", "NaN", 1).encode()
     _refused(data, "NaN is not a number")
+
+
+def test_a_read_label_with_a_wavelength_of_400_digits_is_refused_not_an_infinite_read(
+    corpus: Path,
+) -> None:
+    """Hypothesis (test_format_properties, gen5, replace_field): 'abs450:999…9' read as a
+    wavelength of inf."""
+    path = (
+        corpus
+        / "platereaders"
+        / "allotropy__gen5__240411_172731_BNCH2345883_abs450_96well_non_numeric_values.txt"
+    )
+    data = path.read_bytes().replace(b"abs450:450", b"abs450:" + b"9" * 400)
+    _refused(data, "the wavelength is not a finite number")

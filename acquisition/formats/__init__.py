@@ -9,6 +9,7 @@ grid last). Size limits are checked before a file is read.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable
 from pathlib import Path
@@ -170,7 +171,25 @@ def read_any(path: str | Path, data: bytes | None = None, *, format: str | None 
     export = sniffed.read(sample)
     if isinstance(export, ExportFile) and not any(p.reads for p in export.plates):
         raise FormatError(f"{sniffed.reader.name}: no plate data in the file", source=source)
+    if isinstance(export, ExportFile):
+        _check_read_numbers(export, source)
     return export  # type: ignore[no-any-return]
+
+
+def _check_read_numbers(export: ExportFile, source: Path) -> None:
+    """A wavelength, read time or temperature that is not a finite number (a field of
+    9,999 digits reads as inf) is a damaged export, never a read at an infinite time."""
+    for plate in export.plates:
+        for read in plate.reads:
+            for what, number in (
+                ("wavelength", read.wavelength_nm),
+                ("read time", read.time_s),
+                ("temperature", read.temperature_c),
+            ):
+                if number is not None and not math.isfinite(number):
+                    raise FormatError(
+                        f"plate {plate.plate_id}: the {what} is not a finite number", source=source
+                    )
 
 
 def read_export(
